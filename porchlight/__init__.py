@@ -1,0 +1,3 @@
+"""Porchlight: a one-button video-consultation kiosk and the clinic hub it talks to."""
+
+__version__ = "0.1.0"

@@ -65,10 +65,16 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @cli.command()
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="TCP port (default 8740).")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the hub keeps its database (env: PORCHLIGHT_DATA_DIR).")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the hub keeps its database (env: PORCHLIGHT_DATA_DIR).",
+)
 @CONFIG_OPTION
-def hub(host: str | None, port: int | None, data_dir: Path | None, config_file: Path | None) -> None:
+def hub(
+    host: str | None, port: int | None, data_dir: Path | None, config_file: Path | None
+) -> None:
     """Run the clinic hub: waiting room, call set-up, records, clinic web page."""
     from porchlight import config
     from porchlight.hub.config import HubConfig
@@ -79,14 +85,22 @@ def hub(host: str | None, port: int | None, data_dir: Path | None, config_file: 
 
 
 @cli.command()
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the kiosk keeps its credential and outbox (env: PORCHLIGHT_DATA_DIR).")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the kiosk keeps its credential and outbox (env: PORCHLIGHT_DATA_DIR).",
+)
 @click.option("--hub-url", default=None, help="Override the hub address from the credential.")
-@click.option("--offscreen/--window", default=None,
-              help="Render without a display (default: offscreen when no display is set).")
+@click.option(
+    "--offscreen/--window",
+    default=None,
+    help="Render without a display (default: offscreen when no display is set).",
+)
 @CONFIG_OPTION
-def kiosk(data_dir: Path | None, hub_url: str | None, offscreen: bool | None,
-          config_file: Path | None) -> None:
+def kiosk(
+    data_dir: Path | None, hub_url: str | None, offscreen: bool | None, config_file: Path | None
+) -> None:
     """Run the patient's kiosk app (simulated hardware when not on a Raspberry Pi)."""
     from porchlight import config
 
@@ -100,18 +114,24 @@ def kiosk(data_dir: Path | None, hub_url: str | None, offscreen: bool | None,
 
 
 @cli.command()
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for the demo's hub database and kiosk files "
-                   "(default: <PORCHLIGHT_DATA_DIR>/demo).")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the demo's hub database and kiosk files "
+    "(default: <PORCHLIGHT_DATA_DIR>/demo).",
+)
 @click.option("--port", type=int, default=8740, show_default=True, help="Hub port on 127.0.0.1.")
-@click.option("--offscreen/--window", default=None,
-              help="Kiosk window offscreen (default: offscreen when no display is set).")
+@click.option(
+    "--offscreen/--window",
+    default=None,
+    help="Kiosk window offscreen (default: offscreen when no display is set).",
+)
 @click.option("--no-kiosk", is_flag=True, help="Run only the hub with its demo data.")
 def demo(data_dir: Path | None, port: int, offscreen: bool | None, no_kiosk: bool) -> None:
     """Run the whole system on this machine: hub, demo accounts, and a simulated kiosk."""
-    from porchlight.demo import run_demo
-
     from porchlight import config
+    from porchlight.demo import run_demo
 
     root = data_dir or (config.default_data_dir() / "demo")
     if not no_kiosk:

@@ -111,9 +111,7 @@ def test_patient_presses_clinician_admits_video_both_ways_then_end(tmp_path, por
         login = demo.expect_line(r"[Ll]ogin:\s*(\S+)\s*/\s*(\S+)", timeout=10)
         username, password = login.group(1), login.group(2)
         sock = tmp_path / "demo" / "kiosk" / "sim.sock"
-        wait_until(
-            lambda: kiosk_status(sock).get("state") == "idle", 60, "the kiosk to be ready"
-        )
+        wait_until(lambda: kiosk_status(sock).get("state") == "idle", 60, "the kiosk to be ready")
 
         with sync_playwright() as pw:
             browser = pw.chromium.launch(

@@ -1,0 +1,224 @@
+"""One video call from the kiosk: camera and microphone out, the clinician's picture and voice in.
+
+The kiosk is the offerer: after `admitted` it builds a complete offer (every ICE candidate in
+it, no trickle), the hub relays it, and the clinician's answer is applied. Remote video frames
+are converted to RGB off the event loop and only the newest is kept for the screen; remote
+audio goes to the speaker; the camera is tee'd so the self-view shows what is sent. Counters
+feed `KioskCore.status()`. `close()` stops everything and may be called more than once.
+
+aiortc specifics live in kiosk/rtc.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Executor
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+from porchlight.kiosk import rtc
+from porchlight.kiosk.view import LatestFrame
+
+log = logging.getLogger(__name__)
+
+# Frames up to this size are converted on the loop; larger ones in the executor.
+INLINE_CONVERT_PIXELS = 320 * 240
+SELF_VIEW_WIDTH = 320  # the self-view is small; converting it small saves CPU on a Pi
+
+
+class AudioSink(Protocol):
+    """Where the clinician's voice goes (the device speaker)."""
+
+    def play(self, frame: Any) -> None: ...
+
+
+@dataclass
+class CallCounters:
+    frames_sent: int = 0  # camera frames handed to the encoder
+    frames_received: int = 0  # remote video frames decoded
+    frames_shown: int = 0  # remote frames converted for the screen (newest-only: may skip)
+    self_frames_shown: int = 0
+    audio_frames_received: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class FrameFeeder:
+    """Converts frames to RGB for a LatestFrame, newest first: a busy converter skips frames."""
+
+    def __init__(
+        self,
+        sink: LatestFrame,
+        *,
+        max_width: int | None = None,
+        executor: Executor | None = None,
+        on_shown: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._sink = sink
+        self._max_width = max_width
+        self._executor = executor
+        self._on_shown = on_shown
+        self._pending: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    def offer(self, frame: Any) -> None:
+        self._pending = frame
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending is not None:
+            frame, self._pending = self._pending, None
+            try:
+                if rtc.frame_pixels(frame) <= INLINE_CONVERT_PIXELS:
+                    rgb = rtc.frame_to_rgb(frame, self._max_width)
+                else:
+                    rgb = await loop.run_in_executor(
+                        self._executor, rtc.frame_to_rgb, frame, self._max_width
+                    )
+            except Exception:  # a damaged frame must not stop the picture
+                log.exception("could not convert a video frame")
+                continue
+            self._sink.put(rgb)
+            self._on_shown()
+
+    async def close(self) -> None:
+        self._pending = None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class CallSession:
+    """A call between this kiosk and one clinician, identified by the hub's `call_id`."""
+
+    def __init__(
+        self,
+        call_id: str,
+        ice_servers: Iterable[Mapping[str, Any]],
+        *,
+        camera: MediaStreamTrack | None,
+        microphone: MediaStreamTrack | None,
+        audio_sink: AudioSink | None,
+        remote_frames: LatestFrame,
+        local_frames: LatestFrame,
+        host_addresses: Iterable[str] = (),
+        on_connected: Callable[[str], None] = lambda call_id: None,
+        on_failed: Callable[[str, str], None] = lambda call_id, reason: None,
+        executor: Executor | None = None,
+    ) -> None:
+        self.call_id = call_id
+        self.counters = CallCounters()
+        self._ice_servers = list(ice_servers)
+        self._camera = camera
+        self._microphone = microphone
+        self._audio_sink = audio_sink
+        self._host_addresses = tuple(host_addresses)
+        self._on_connected = on_connected
+        self._on_failed = on_failed
+        self._remote = FrameFeeder(remote_frames, executor=executor, on_shown=self._shown)
+        self._self_view = FrameFeeder(
+            local_frames, max_width=SELF_VIEW_WIDTH, executor=executor, on_shown=self._self_shown
+        )
+        self._pc = rtc.new_peer_connection(self._ice_servers)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._reported = False
+        self._pc.on("track", self._on_track)
+        self._pc.on("connectionstatechange", self._on_state)
+
+    # ------------------------------------------------------------ public
+
+    async def start(self) -> str:
+        """Add our tracks and return the complete SDP offer."""
+        # With no camera or microphone we still receive: the patient must see and hear.
+        video = self._camera and rtc.ObservedTrack(self._camera, self._camera_frame)
+        for kind, track in (("video", video), ("audio", self._microphone)):
+            direction = "sendrecv" if track is not None else "recvonly"
+            rtc.prefer_codecs(self._pc.addTransceiver(track or kind, direction=direction))
+        return await rtc.complete_offer(self._pc, self._host_addresses)
+
+    async def apply_answer(self, sdp: str) -> None:
+        await rtc.apply_answer(self._pc, sdp)
+
+    @property
+    def connection_state(self) -> str:
+        return self._pc.connectionState
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self._remote.close()
+        await self._self_view.close()
+        await self._pc.close()
+        for track in (self._camera, self._microphone):
+            if track is not None:
+                track.stop()
+
+    # ------------------------------------------------------------ internals
+
+    def _shown(self) -> None:
+        self.counters.frames_shown += 1
+
+    def _self_shown(self) -> None:
+        self.counters.self_frames_shown += 1
+
+    def _camera_frame(self, frame: Any) -> None:
+        self.counters.frames_sent += 1
+        self._self_view.offer(frame)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "video":
+            self._spawn(self._pull_video(track))
+        elif track.kind == "audio":
+            self._spawn(self._pull_audio(track))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _pull_video(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                self.counters.frames_received += 1
+                self._remote.offer(frame)
+
+    async def _pull_audio(self, track: MediaStreamTrack) -> None:
+        # Always drain the track, sink or not: aiortc queues undelivered frames without limit.
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                self.counters.audio_frames_received += 1
+                if self._audio_sink is not None:
+                    try:
+                        self._audio_sink.play(frame)
+                    except Exception:
+                        log.exception("the speaker refused a frame")
+
+    def _on_state(self) -> None:
+        state = self._pc.connectionState
+        log.info("call media %s", state)
+        if self._closed or self._reported:
+            return
+        if state == "connected":
+            self._on_connected(self.call_id)
+        elif state in ("failed", "closed"):
+            self._reported = True
+            self._on_failed(self.call_id, f"media_{state}")

@@ -1,0 +1,108 @@
+"""The hub's settings: one dataclass, read by `porchlight.config.load` (file < env < overrides)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from porchlight import config as porchlight_config
+from porchlight.errors import ConfigError
+from porchlight.protocol import WAITING_GRACE_S
+
+SECTION = "hub"
+
+_STUN_SCHEMES = ("stun", "stuns")
+_TURN_SCHEMES = ("turn", "turns")
+
+
+def _default_data_dir() -> Path:
+    return porchlight_config.default_data_dir() / "hub"
+
+
+@dataclass
+class HubConfig:
+    host: str = "127.0.0.1"
+    port: int = 8740
+    data_dir: Path = field(default_factory=_default_data_dir)
+    # None: a SQLite file <data_dir>/hub.db. Any SQLAlchemy URL otherwise (PostgreSQL later).
+    database_url: str | None = None
+    # STUN/TURN URLs handed to both peers. Empty means LAN only; there is never a public default.
+    ice_servers: list[str] = field(default_factory=list)
+    turn_username: str | None = None
+    turn_credential: str | None = None
+    session_ttl_s: float = 8 * 3600.0
+    # How long a patient whose kiosk dropped keeps their place (protocol: 60 s).
+    waiting_grace_s: float = WAITING_GRACE_S
+    # Where people reach the hub (behind a proxy, say); only printed and used for cookie flags.
+    public_url: str | None = None
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        if not 0 <= int(self.port) <= 65535:
+            raise ConfigError(f"hub.port must be between 0 and 65535, not {self.port}")
+        if self.session_ttl_s <= 0:
+            raise ConfigError("hub.session_ttl_s must be a positive number of seconds")
+        if self.waiting_grace_s < 0:
+            raise ConfigError("hub.waiting_grace_s must not be negative")
+        for url in self.ice_servers:
+            scheme = url.split(":", 1)[0].lower()
+            if scheme not in _STUN_SCHEMES + _TURN_SCHEMES or ":" not in url:
+                raise ConfigError(
+                    f"hub.ice_servers entry {url!r} is not a stun:, stuns:, turn: or turns: URL"
+                )
+            if scheme in _TURN_SCHEMES and not (self.turn_username and self.turn_credential):
+                raise ConfigError(
+                    "hub.ice_servers lists a TURN server: set hub.turn_username and "
+                    "hub.turn_credential too"
+                )
+        if self.public_url is not None and urlsplit(self.public_url).scheme not in (
+            "http",
+            "https",
+        ):
+            raise ConfigError(
+                f"hub.public_url must start with http:// or https://, not {self.public_url!r}"
+            )
+
+    def resolved_database_url(self) -> str:
+        """The database URL to connect to: the configured one, or the SQLite file in data_dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'hub.db'}"
+
+    def ice_server_dicts(self) -> list[dict[str, Any]]:
+        """The ICE servers as RTCIceServer dictionaries (what browsers and aiortc take)."""
+        servers: list[dict[str, Any]] = []
+        for url in self.ice_servers:
+            if url.split(":", 1)[0].lower() in _TURN_SCHEMES:
+                servers.append(
+                    {
+                        "urls": [url],
+                        "username": self.turn_username,
+                        "credential": self.turn_credential,
+                    }
+                )
+            else:
+                servers.append({"urls": [url]})
+        return servers
+
+    @property
+    def uses_https(self) -> bool:
+        return bool(self.public_url and self.public_url.lower().startswith("https://"))
+
+
+def load_config(
+    *, file: Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any
+) -> HubConfig:
+    """Load HubConfig from defaults, `[hub]` in `file`, PORCHLIGHT_HUB_* variables, overrides.
+
+    The shared PORCHLIGHT_DATA_DIR means "<that folder>/hub" for the hub (the same rule as the
+    default), so the hub and a kiosk sharing one data dir never write into each other's files.
+    """
+    env = dict(os.environ if env is None else env)
+    if env.get("PORCHLIGHT_DATA_DIR") and "PORCHLIGHT_HUB_DATA_DIR" not in env:
+        env["PORCHLIGHT_HUB_DATA_DIR"] = str(porchlight_config.default_data_dir(env) / SECTION)
+    return porchlight_config.load(HubConfig, SECTION, file=file, env=env, **overrides)

@@ -1,0 +1,233 @@
+"""The WebSocket messages of docs/protocol.md: parsing what arrives, building what leaves.
+
+Incoming frames are validated with pydantic models, one per message type. Unknown fields
+are ignored (forward compatibility); an unknown `type` is its own error code so newer
+clients can tell "not understood" from "malformed".
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from porchlight.errors import BadInput
+from porchlight.hub.waiting_room import KioskState, WaitingPatient
+from porchlight.protocol import (
+    ClinicianSays,
+    DeviceSays,
+    EndReason,
+    HubToClinician,
+    HubToDevice,
+)
+
+MAX_SDP_CHARS = 200_000
+
+CallId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+PatientId = Annotated[str, Field(min_length=1, max_length=64)]
+Sdp = Annotated[str, Field(min_length=1, max_length=MAX_SDP_CHARS)]
+
+
+class BadMessage(BadInput):
+    """A frame we cannot act on; `code` goes into the `error` reply."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# -- kiosk → hub --------------------------------------------------------------------------
+
+
+class DeviceHello(_Message):
+    type: Literal[DeviceSays.HELLO]
+    state: KioskState = KioskState.IDLE
+    call_id: CallId | None = None
+    since: datetime | None = None
+
+
+class DeviceJoin(_Message):
+    type: Literal[DeviceSays.JOIN]
+
+
+class DeviceLeave(_Message):
+    type: Literal[DeviceSays.LEAVE]
+
+
+class DeviceOffer(_Message):
+    type: Literal[DeviceSays.OFFER]
+    call_id: CallId
+    sdp: Sdp
+
+
+class DeviceHangup(_Message):
+    type: Literal[DeviceSays.HANGUP]
+    call_id: CallId
+
+
+DeviceMessage = DeviceHello | DeviceJoin | DeviceLeave | DeviceOffer | DeviceHangup
+
+_DEVICE_MODELS: dict[str, type[_Message]] = {
+    DeviceSays.HELLO: DeviceHello,
+    DeviceSays.JOIN: DeviceJoin,
+    DeviceSays.LEAVE: DeviceLeave,
+    DeviceSays.OFFER: DeviceOffer,
+    DeviceSays.HANGUP: DeviceHangup,
+}
+
+# -- clinician → hub ----------------------------------------------------------------------
+
+
+class ClinicianHello(_Message):
+    type: Literal[ClinicianSays.HELLO]
+    call_id: CallId | None = None
+
+
+class ClinicianAdmit(_Message):
+    type: Literal[ClinicianSays.ADMIT]
+    patient_id: PatientId
+
+
+class ClinicianAnswer(_Message):
+    type: Literal[ClinicianSays.ANSWER]
+    call_id: CallId
+    sdp: Sdp
+
+
+class ClinicianHangup(_Message):
+    type: Literal[ClinicianSays.HANGUP]
+    call_id: CallId
+
+
+ClinicianMessage = ClinicianHello | ClinicianAdmit | ClinicianAnswer | ClinicianHangup
+
+_CLINICIAN_MODELS: dict[str, type[_Message]] = {
+    ClinicianSays.HELLO: ClinicianHello,
+    ClinicianSays.ADMIT: ClinicianAdmit,
+    ClinicianSays.ANSWER: ClinicianAnswer,
+    ClinicianSays.HANGUP: ClinicianHangup,
+}
+
+
+def _parse(text: str, models: dict[str, type[_Message]]) -> Any:
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise BadMessage("bad_message", "A message must be one JSON object.") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        raise BadMessage("bad_message", "A message must be a JSON object with a 'type'.")
+    model = models.get(raw["type"])
+    if model is None:
+        # Not echoed back in full: a type name is short, but cap it anyway.
+        raise BadMessage("unknown_type", f"Unknown message type {raw['type'][:40]!r}; ignored.")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        # Field names and what is wrong with them; never the values (an SDP, an id).
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'message'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        )
+        raise BadMessage("bad_message", f"Bad {raw['type']} message: {problems}") from None
+
+
+def parse_device_message(text: str) -> DeviceMessage:
+    message = _parse(text, _DEVICE_MODELS)
+    if isinstance(message, DeviceHello) and message.since and message.since.tzinfo is None:
+        message = message.model_copy(update={"since": message.since.replace(tzinfo=UTC)})
+    return message
+
+
+def parse_clinician_message(text: str) -> ClinicianMessage:
+    return _parse(text, _CLINICIAN_MODELS)
+
+
+# -- hub → kiosk / clinician --------------------------------------------------------------
+
+
+def iso(moment: datetime) -> str:
+    """An ISO 8601 UTC timestamp with milliseconds and a Z, e.g. 2024-05-01T10:42:00.123Z."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def error(code: str, message: str) -> dict[str, Any]:
+    return {"type": HubToDevice.ERROR.value, "code": code, "message": message}
+
+
+def welcome(
+    patient_id: str, display_name: str, ice_servers: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "type": HubToDevice.WELCOME.value,
+        "patient_id": patient_id,
+        "display_name": display_name,
+        "ice_servers": ice_servers,
+    }
+
+
+def waiting(since: datetime) -> dict[str, Any]:
+    return {"type": HubToDevice.WAITING.value, "since": iso(since)}
+
+
+def left() -> dict[str, Any]:
+    return {"type": HubToDevice.LEFT.value}
+
+
+def admitted(
+    call_id: str, clinician_name: str, ice_servers: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "type": HubToDevice.ADMITTED.value,
+        "call_id": call_id,
+        "clinician_name": clinician_name,
+        "ice_servers": ice_servers,
+    }
+
+
+def answer(call_id: str, sdp: str) -> dict[str, Any]:
+    return {"type": HubToDevice.ANSWER.value, "call_id": call_id, "sdp": sdp}
+
+
+def ended(call_id: str, reason: EndReason) -> dict[str, Any]:
+    return {"type": HubToDevice.ENDED.value, "call_id": call_id, "reason": reason.value}
+
+
+def waiting_room_row(row: WaitingPatient) -> dict[str, Any]:
+    return {
+        "patient_id": row.patient_id,
+        "display_name": row.display_name,
+        "state": row.state.value,
+        "since": iso(row.since),
+        "device_online": row.device_online,
+    }
+
+
+def waiting_room(rows: list[WaitingPatient]) -> dict[str, Any]:
+    return {
+        "type": HubToClinician.WAITING_ROOM.value,
+        "patients": [waiting_room_row(r) for r in rows],
+    }
+
+
+def call_started(call_id: str, patient_id: str, display_name: str) -> dict[str, Any]:
+    return {
+        "type": HubToClinician.CALL_STARTED.value,
+        "call_id": call_id,
+        "patient_id": patient_id,
+        "display_name": display_name,
+    }
+
+
+def offer(call_id: str, patient_id: str, sdp: str) -> dict[str, Any]:
+    return {
+        "type": HubToClinician.OFFER.value,
+        "call_id": call_id,
+        "patient_id": patient_id,
+        "sdp": sdp,
+    }

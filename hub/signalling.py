@@ -1,0 +1,339 @@
+"""The WebSocket endpoints /ws/device and /ws/clinic (docs/protocol.md).
+
+Each accepted socket becomes a `_Connection`: a reader that hands frames to the handlers,
+and a writer that drains the connection's outgoing queue. Handlers change the pure
+`WaitingRoom` and publish messages on the bus by topic; they never touch another
+connection's socket. All of this runs on the event loop and does no blocking work (the
+store is only used during authentication, in a worker thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect
+
+from porchlight.hub import messages as m
+from porchlight.hub.auth import CLINICAL_ROLES, PersonIdentity, accept_device, accept_person
+from porchlight.hub.bus import (
+    CLINICIANS,
+    CLOSE_KEY,
+    Bus,
+    LocalBus,
+    Message,
+    clinician_topic,
+    close_message,
+    device_topic,
+    session_topic,
+)
+from porchlight.hub.config import HubConfig
+from porchlight.hub.messages import BadMessage
+from porchlight.hub.services import Clock, services
+from porchlight.hub.waiting_room import Call, CallEnded, PatientState, Refused, WaitingRoom
+from porchlight.protocol import CLINIC_WS_PATH, CLOSE_NOT_AUTHORISED, CLOSE_REPLACED, DEVICE_WS_PATH
+
+log = logging.getLogger(__name__)
+
+# How often grace periods and session expiry are checked.
+TICK_S = 1.0
+
+
+class _Connection:
+    """One accepted WebSocket with its outgoing queue."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.id = str(uuid.uuid4())
+        self.websocket = websocket
+        self._outgoing: anyio.abc.ObjectSendStream[Message]
+        self._incoming: anyio.abc.ObjectReceiveStream[Message]
+        self._outgoing, self._incoming = anyio.create_memory_object_stream[Message](
+            max_buffer_size=1000
+        )
+        self.closing: int | None = None
+
+    def send(self, message: Message) -> None:
+        """Queue a message for this socket (also the bus's delivery callback)."""
+        if self.closing is not None:
+            return
+        if CLOSE_KEY in message:
+            self.closing = int(message[CLOSE_KEY])
+        try:
+            self._outgoing.send_nowait(message)
+        except anyio.WouldBlock:
+            # The peer is not reading; a socket that far behind is as good as dead.
+            self.closing = 1011
+            log.warning("closing a WebSocket whose peer stopped reading")
+
+    async def run(
+        self, parse: Callable[[str], Any], handle: Callable[[Any], Awaitable[None]]
+    ) -> None:
+        """Read and write until the socket closes (either side) or is replaced.
+
+        Each text frame is `parse`d and `handle`d; a BadMessage or Refused from either is
+        answered with an `error` message and the connection carries on.
+        """
+        async with anyio.create_task_group() as tasks:
+
+            async def reader() -> None:
+                await self._read(parse, handle)
+                tasks.cancel_scope.cancel()
+
+            async def writer() -> None:
+                await self._write()
+                tasks.cancel_scope.cancel()
+
+            tasks.start_soon(reader)
+            tasks.start_soon(writer)
+
+    async def _read(
+        self, parse: Callable[[str], Any], handle: Callable[[Any], Awaitable[None]]
+    ) -> None:
+        while True:
+            try:
+                frame = await self.websocket.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return
+            if frame["type"] == "websocket.disconnect":
+                return
+            if self.closing is not None:
+                continue  # replaced or expired: nothing more is acted on
+            text = frame.get("text")
+            if text is None:
+                self.send(m.error("bad_message", "Send JSON text frames, not binary ones."))
+                continue
+            try:
+                await handle(parse(text))
+            except (BadMessage, Refused) as exc:
+                self.send(m.error(exc.code, str(exc)))
+
+    async def _write(self) -> None:
+        async for message in self._incoming:
+            if self.closing == 1011:
+                break
+            try:
+                if CLOSE_KEY in message:
+                    await self.websocket.close(code=message[CLOSE_KEY], reason=message["reason"])
+                    return
+                await self.websocket.send_text(json.dumps(message))
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                return
+        with contextlib.suppress(Exception):
+            await self.websocket.close(code=1011)
+
+
+class Signalling:
+    """Kiosk and clinician sockets around one waiting room."""
+
+    def __init__(
+        self,
+        config: HubConfig,
+        clock: Clock,
+        *,
+        bus: Bus | None = None,
+        room: WaitingRoom | None = None,
+    ) -> None:
+        self.room = room if room is not None else WaitingRoom(config.waiting_grace_s)
+        self.bus: Bus = bus if bus is not None else LocalBus()
+        self._clock = clock
+        self._ice_servers = config.ice_server_dicts()
+        # Clinician sockets on this instance, for closing them when their session ends.
+        self._clinicians: dict[str, tuple[_Connection, PersonIdentity]] = {}
+
+    # -- kiosk --------------------------------------------------------------------------
+
+    async def run_device(self, websocket: WebSocket) -> None:
+        identity = await accept_device(websocket)
+        if identity is None:
+            return
+        patient_id = identity.patient_id
+        conn = _Connection(websocket)
+        topic = device_topic(patient_id)
+        # The newer socket wins: tell whoever holds this patient's topic to close.
+        await self.bus.publish(
+            topic, close_message(CLOSE_REPLACED, "This kiosk connected again elsewhere.")
+        )
+        subscription = self.bus.subscribe(topic, conn.send)
+        log.info("kiosk connected")
+        try:
+            if self.room.device_connected(patient_id, conn.id, self._clock()):
+                await self._broadcast()
+
+            async def handle(message: m.DeviceMessage) -> None:
+                await self._on_device(identity.patient_id, identity.display_name, conn, message)
+
+            await conn.run(m.parse_device_message, handle)
+        finally:
+            subscription.close()
+            with anyio.CancelScope(shield=True):
+                if self.room.device_lost(patient_id, conn.id, self._clock()):
+                    await self._broadcast()
+            log.info("kiosk disconnected")
+
+    async def _on_device(
+        self, patient_id: str, display_name: str, conn: _Connection, message: m.DeviceMessage
+    ) -> None:
+        now = self._clock()
+        match message:
+            case m.DeviceHello():
+                result = self.room.device_hello(
+                    patient_id,
+                    display_name,
+                    message.state,
+                    call_id=message.call_id,
+                    since=message.since,
+                    now=now,
+                )
+                conn.send(m.welcome(patient_id, display_name, self._ice_servers))
+                for ending in result.ended:
+                    await self._tell_ended(ending)
+                if result.state is PatientState.WAITING and result.since is not None:
+                    conn.send(m.waiting(result.since))
+                if result.readmit is not None:
+                    conn.send(self._admitted(result.readmit))
+                await self._broadcast()
+            case m.DeviceJoin():
+                row = self.room.join(patient_id, display_name, now)
+                conn.send(m.waiting(row.since))
+                await self._broadcast()
+            case m.DeviceLeave():
+                ending = self.room.leave(patient_id, now)
+                conn.send(m.left())
+                if ending is not None:
+                    await self._tell_ended(ending)
+                await self._broadcast()
+            case m.DeviceOffer():
+                call = self.room.device_offer(patient_id, message.call_id, message.sdp)
+                if call.clinician_conn is not None:
+                    await self.bus.publish(
+                        clinician_topic(call.clinician_conn),
+                        m.offer(call.call_id, patient_id, message.sdp),
+                    )
+            case m.DeviceHangup():
+                await self._tell_ended(self.room.device_hangup(patient_id, message.call_id, now))
+                await self._broadcast()
+
+    def _admitted(self, call: Call) -> Message:
+        return m.admitted(call.call_id, call.clinician_name or "Your clinician", self._ice_servers)
+
+    # -- clinician ----------------------------------------------------------------------
+
+    async def run_clinician(self, websocket: WebSocket) -> None:
+        person = await accept_person(websocket, CLINICAL_ROLES)
+        if person is None:
+            return
+        conn = _Connection(websocket)
+        subscriptions = [
+            self.bus.subscribe(CLINICIANS, conn.send),
+            self.bus.subscribe(clinician_topic(conn.id), conn.send),
+            self.bus.subscribe(session_topic(person.session_sha256), conn.send),
+        ]
+        self._clinicians[conn.id] = (conn, person)
+        log.info("clinician page connected")
+        try:
+
+            async def handle(message: m.ClinicianMessage) -> None:
+                await self._on_clinician(person, conn, message)
+
+            await conn.run(m.parse_clinician_message, handle)
+        finally:
+            for subscription in subscriptions:
+                subscription.close()
+            del self._clinicians[conn.id]
+            self.room.clinician_lost(conn.id, self._clock())
+            log.info("clinician page disconnected")
+
+    async def _on_clinician(
+        self, person: PersonIdentity, conn: _Connection, message: m.ClinicianMessage
+    ) -> None:
+        now = self._clock()
+        match message:
+            case m.ClinicianHello():
+                call = self.room.clinician_hello(
+                    conn.id, person.username, person.display_name, message.call_id, now
+                )
+                conn.send(m.waiting_room(self.room.snapshot()))
+                if call is not None and call.patient_id and call.offer_sdp and not call.answered:
+                    conn.send(m.offer(call.call_id, call.patient_id, call.offer_sdp))
+            case m.ClinicianAdmit():
+                call = self.room.admit(
+                    message.patient_id,
+                    conn=conn.id,
+                    username=person.username,
+                    clinician_name=person.display_name,
+                    call_id=str(uuid.uuid4()),
+                    now=now,
+                )
+                row = self.room.patient(message.patient_id)
+                name = row.display_name if row is not None else ""
+                # Queued before the kiosk hears `admitted`, so it precedes any offer.
+                conn.send(m.call_started(call.call_id, message.patient_id, name))
+                await self.bus.publish(device_topic(message.patient_id), self._admitted(call))
+                await self._broadcast()
+            case m.ClinicianAnswer():
+                call = self.room.clinician_answer(conn.id, message.call_id)
+                await self.bus.publish(
+                    device_topic(call.patient_id or ""), m.answer(call.call_id, message.sdp)
+                )
+            case m.ClinicianHangup():
+                await self._tell_ended(self.room.clinician_hangup(conn.id, message.call_id, now))
+                await self._broadcast()
+
+    # -- shared -------------------------------------------------------------------------
+
+    async def _broadcast(self) -> None:
+        await self.bus.publish(CLINICIANS, m.waiting_room(self.room.snapshot()))
+
+    async def _tell_ended(self, ending: CallEnded) -> None:
+        call = ending.call
+        message = m.ended(call.call_id, ending.reason)
+        if ending.tell_device:
+            if call.patient_id is not None:
+                await self.bus.publish(device_topic(call.patient_id), message)
+        elif call.clinician_conn is not None:
+            await self.bus.publish(clinician_topic(call.clinician_conn), message)
+
+    async def session_ended(self, session_sha256: str) -> None:
+        """Close every clinician socket of this session (after logout)."""
+        await self.bus.publish(
+            session_topic(session_sha256),
+            close_message(CLOSE_NOT_AUTHORISED, "You have logged out."),
+        )
+
+    async def tick(self) -> None:
+        """Apply grace periods and session expiry as of now."""
+        now = self._clock()
+        expired = self.room.expire(now)
+        for ending in expired.ended:
+            await self._tell_ended(ending)
+        if expired.changed:
+            await self._broadcast()
+        for conn, person in list(self._clinicians.values()):
+            if person.session_expires <= now:
+                conn.send(
+                    close_message(CLOSE_NOT_AUTHORISED, "Your session has expired. Log in again.")
+                )
+
+    async def run_timers(self, interval_s: float = TICK_S) -> None:
+        while True:
+            await anyio.sleep(interval_s)
+            await self.tick()
+
+
+router = APIRouter()
+
+
+@router.websocket(DEVICE_WS_PATH)
+async def device_socket(websocket: WebSocket) -> None:
+    await services(websocket).signalling.run_device(websocket)
+
+
+@router.websocket(CLINIC_WS_PATH)
+async def clinic_socket(websocket: WebSocket) -> None:
+    await services(websocket).signalling.run_clinician(websocket)

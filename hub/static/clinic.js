@@ -1,0 +1,501 @@
+// Porchlight clinic page: log in, watch the waiting room, admit, answer the kiosk's offer.
+// Plain browser JavaScript (no build step). Protocol: docs/protocol.md.
+
+const CLOSE_NOT_AUTHORISED = 4401;
+const CLOSE_FORBIDDEN = 4403;
+const ICE_GATHER_TIMEOUT_MS = 5000;
+const RECONNECT_MAX_MS = 10000;
+
+const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
+
+const state = {
+  me: null,
+  ws: null,
+  reconnectAttempts: 0,
+  reconnectTimer: null,
+  patients: [],
+  iceServers: [],
+  call: null, // {callId, patientId, name, pc, localStream, ended}
+  admitting: null, // patient id we asked to admit, until the hub answers
+};
+
+// ---------------------------------------------------------------- HTTP
+
+async function api(path, options = {}) {
+  const init = { credentials: "same-origin", headers: {}, ...options };
+  if (init.body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(init.body);
+  }
+  const response = await fetch(path, init);
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  return { ok: response.ok, status: response.status, body };
+}
+
+// ---------------------------------------------------------------- notices
+
+function showNotice(text) {
+  $("notice-text").textContent = text;
+  $("notice").hidden = false;
+}
+
+function hideNotice() {
+  $("notice").hidden = true;
+}
+
+// ---------------------------------------------------------------- login
+
+function showLogin(message) {
+  closeSocket();
+  teardownCall();
+  state.me = null;
+  state.patients = [];
+  $("clinic-view").hidden = true;
+  $("session-bar").hidden = true;
+  $("login-view").hidden = false;
+  const error = $("login-error");
+  error.textContent = message || "";
+  error.hidden = !message;
+  $("login-password").value = "";
+  $("login-username").focus();
+}
+
+async function onLoginSubmit(event) {
+  event.preventDefault();
+  const username = $("login-username").value.trim();
+  const password = $("login-password").value;
+  const error = $("login-error");
+  if (!username || !password) {
+    error.textContent = "Enter your username and password.";
+    error.hidden = false;
+    return;
+  }
+  const button = $("login-submit");
+  button.disabled = true;
+  button.textContent = "Logging in…";
+  try {
+    const result = await api("/api/login", { method: "POST", body: { username, password } });
+    if (result.ok) {
+      await enterClinic(result.body);
+    } else {
+      error.textContent = result.body?.message || "Logging in failed. Try again.";
+      error.hidden = false;
+    }
+  } catch {
+    error.textContent = "The hub cannot be reached. Check the network and try again.";
+    error.hidden = false;
+  } finally {
+    button.disabled = false;
+    button.textContent = "Log in";
+  }
+}
+
+async function onLogout() {
+  try {
+    await api("/api/logout", { method: "POST" });
+  } catch {
+    // Leaving the page state is what matters; the session expires on its own.
+  }
+  showLogin("You have logged out.");
+}
+
+async function enterClinic(me) {
+  if (me.role !== "clinician") {
+    showLogin(`You are logged in as ${me.role}; the waiting room is for clinicians.`);
+    return;
+  }
+  state.me = me;
+  $("login-view").hidden = true;
+  $("clinic-view").hidden = false;
+  $("session-bar").hidden = false;
+  $("user-name").textContent = me.display_name;
+  hideNotice();
+  renderWaitingRoom();
+  const ice = await api("/api/ice-servers");
+  if (ice.ok) state.iceServers = ice.body.ice_servers;
+  connect();
+}
+
+// ---------------------------------------------------------------- WebSocket
+
+function setLinkState(kind, text) {
+  const el = $("connection-state");
+  el.dataset.state = kind;
+  el.textContent = text;
+}
+
+function connect() {
+  clearTimeout(state.reconnectTimer);
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/ws/clinic`);
+  state.ws = ws;
+  setLinkState("connecting", "Connecting…");
+  ws.addEventListener("open", () => {
+    state.reconnectAttempts = 0;
+    setLinkState("live", "Live");
+    const hello = { type: "hello" };
+    if (state.call && !state.call.ended) hello.call_id = state.call.callId;
+    send(hello);
+  });
+  ws.addEventListener("message", (event) => {
+    let message;
+    try {
+      message = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    handle(message);
+  });
+  ws.addEventListener("close", (event) => {
+    if (state.ws !== ws) return; // replaced or closed on purpose
+    state.ws = null;
+    if (event.code === CLOSE_NOT_AUTHORISED) {
+      showLogin(event.reason || "Your session has ended. Log in again.");
+      return;
+    }
+    if (event.code === CLOSE_FORBIDDEN) {
+      setLinkState("reconnecting", "Not allowed");
+      showNotice(event.reason || "This account cannot use the waiting room.");
+      return;
+    }
+    scheduleReconnect();
+  });
+}
+
+function scheduleReconnect() {
+  const attempt = state.reconnectAttempts++;
+  const delay = Math.min(RECONNECT_MAX_MS, 500 * 2 ** attempt) * (0.75 + Math.random() * 0.5);
+  setLinkState("reconnecting", "Reconnecting…");
+  state.reconnectTimer = setTimeout(connect, delay);
+}
+
+function closeSocket() {
+  clearTimeout(state.reconnectTimer);
+  const ws = state.ws;
+  state.ws = null;
+  if (ws) ws.close(1000);
+}
+
+function send(message) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) {
+    state.ws.send(JSON.stringify(message));
+    return true;
+  }
+  return false;
+}
+
+function handle(message) {
+  switch (message.type) {
+    case "waiting_room":
+      state.patients = message.patients || [];
+      if (state.admitting && !state.patients.some((p) => p.patient_id === state.admitting && p.state === "waiting")) {
+        state.admitting = null;
+      }
+      renderWaitingRoom();
+      break;
+    case "call_started":
+      onCallStarted(message);
+      break;
+    case "offer":
+      onOffer(message).catch((error) => {
+        console.error("answering the offer failed", error);
+        setCallState("problem", "Could not connect the call. End it and admit the patient again.");
+      });
+      break;
+    case "ended":
+      onEnded(message);
+      break;
+    case "error":
+      state.admitting = null;
+      renderWaitingRoom();
+      showNotice(message.message || "The hub refused that.");
+      break;
+    default:
+      break; // newer hub, newer message: ignore
+  }
+}
+
+// ---------------------------------------------------------------- waiting room
+
+function minutesSince(iso) {
+  const ms = Date.now() - new Date(iso).getTime();
+  return Math.max(0, Math.floor(ms / 60000));
+}
+
+function waitedText(iso) {
+  const minutes = minutesSince(iso);
+  const clock = new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const waited = minutes < 1 ? "just now" : minutes === 1 ? "1 min" : `${minutes} min`;
+  return minutes < 1 ? `Joined just now (${clock})` : `Waiting ${waited} · since ${clock}`;
+}
+
+function renderWaitingRoom() {
+  const list = $("waiting-list");
+  const waitingCount = state.patients.filter((p) => p.state === "waiting").length;
+  $("waiting-count").textContent = `${waitingCount} waiting`;
+  $("waiting-empty").hidden = state.patients.length > 0;
+  const inCall = state.call && !state.call.ended;
+  list.replaceChildren(
+    ...state.patients.map((patient) => {
+      const row = document.createElement("li");
+      row.className = "patient";
+      row.dataset.testid = `patient-${patient.patient_id}`;
+      row.dataset.state = patient.state;
+      row.dataset.online = String(patient.device_online);
+
+      const info = document.createElement("div");
+      const name = document.createElement("div");
+      name.className = "patient-name";
+      name.dataset.testid = "patient-name";
+      name.textContent = patient.display_name;
+      const meta = document.createElement("div");
+      meta.className = "patient-meta";
+      meta.dataset.testid = "patient-since";
+      meta.dataset.since = patient.since;
+      meta.textContent = waitedText(patient.since);
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.dataset.testid = "patient-state";
+      if (patient.state === "in_call") {
+        badge.dataset.kind = "in_call";
+        badge.textContent = "In call";
+      } else if (!patient.device_online) {
+        badge.dataset.kind = "offline";
+        badge.textContent = "Connection lost · keeping their place";
+      } else {
+        badge.dataset.kind = "waiting";
+        badge.textContent = "Waiting";
+      }
+      info.append(name, meta, badge);
+      row.append(info);
+
+      if (patient.state === "waiting") {
+        const admit = document.createElement("button");
+        admit.type = "button";
+        admit.className = "button button-primary";
+        admit.dataset.testid = `admit-${patient.patient_id}`;
+        const admitting = state.admitting === patient.patient_id;
+        admit.textContent = admitting ? "Admitting…" : "Admit";
+        admit.disabled = Boolean(inCall || admitting || !patient.device_online);
+        admit.title = inCall ? "End your current call first" : "";
+        admit.addEventListener("click", () => onAdmit(patient.patient_id));
+        row.append(admit);
+      }
+      return row;
+    }),
+  );
+}
+
+function refreshWaitedTimes() {
+  for (const meta of document.querySelectorAll('[data-testid="patient-since"]')) {
+    meta.textContent = waitedText(meta.dataset.since);
+  }
+}
+
+function onAdmit(patientId) {
+  hideNotice();
+  if (!send({ type: "admit", patient_id: patientId })) {
+    showNotice("Not connected to the hub yet; try again in a moment.");
+    return;
+  }
+  state.admitting = patientId;
+  renderWaitingRoom();
+}
+
+// ---------------------------------------------------------------- call
+
+const CALL_TEXT = {
+  connecting: "Connecting…",
+  connected: "In call",
+  problem: "Connection unstable…",
+  ended: "Call ended",
+};
+
+function setCallState(kind, text) {
+  const el = $("call-state");
+  el.dataset.state = kind;
+  el.textContent = text || CALL_TEXT[kind];
+}
+
+function showCallView(show) {
+  $("call-view").hidden = !show;
+  $("call-idle").hidden = show;
+}
+
+function onCallStarted(message) {
+  teardownCall();
+  state.admitting = null;
+  state.call = {
+    callId: message.call_id,
+    patientId: message.patient_id,
+    name: message.display_name,
+    pc: null,
+    localStream: null,
+    media: null,
+    ended: false,
+  };
+  $("call-patient").textContent = message.display_name;
+  $("end-call").hidden = false;
+  $("close-call").hidden = true;
+  setCallState("connecting");
+  showCallView(true);
+  // Start the camera now, so the answer is not held up by it when the offer arrives.
+  state.call.media = startLocalMedia(state.call);
+  renderWaitingRoom();
+}
+
+async function startLocalMedia(call) {
+  try {
+    call.localStream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+  } catch {
+    try {
+      call.localStream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      showNotice("Your camera could not be started; the patient will hear you but not see you.");
+    } catch {
+      call.localStream = null;
+      showNotice("Your camera and microphone could not be started; check the browser's permissions.");
+    }
+  }
+  if (call.ended) {
+    stopStream(call.localStream);
+    return null;
+  }
+  $("self-video").srcObject = call.localStream;
+  return call.localStream;
+}
+
+function waitForIceGathering(pc) {
+  // aiortc does not take trickled candidates: the answer must carry them all.
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ICE_GATHER_TIMEOUT_MS);
+    function done() {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    }
+    function check() {
+      if (pc.iceGatheringState === "complete") done();
+    }
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+async function onOffer(message) {
+  const call = state.call;
+  if (!call || call.ended || call.callId !== message.call_id) return;
+  if (call.pc) call.pc.close(); // a fresh offer (the kiosk reconnected): start over
+  const pc = new RTCPeerConnection({ iceServers: state.iceServers });
+  call.pc = pc;
+  pc.addEventListener("track", (event) => {
+    const video = $("remote-video");
+    const stream = event.streams[0] || new MediaStream([event.track]);
+    if (video.srcObject !== stream) {
+      video.srcObject = stream;
+      video.play().catch(() => {});
+    }
+  });
+  pc.addEventListener("connectionstatechange", () => {
+    if (call.ended || call.pc !== pc) return;
+    switch (pc.connectionState) {
+      case "connected":
+        setCallState("connected");
+        break;
+      case "disconnected":
+        setCallState("problem");
+        break;
+      case "failed":
+        setCallState("problem", "The connection to the patient failed. End the call and admit them again.");
+        break;
+      default:
+        break;
+    }
+  });
+  const stream = await call.media;
+  if (call.ended || call.pc !== pc) return;
+  if (stream) {
+    for (const track of stream.getTracks()) pc.addTrack(track, stream);
+  }
+  await pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
+  await pc.setLocalDescription(await pc.createAnswer());
+  await waitForIceGathering(pc);
+  if (call.ended || call.pc !== pc) return;
+  send({ type: "answer", call_id: call.callId, sdp: pc.localDescription.sdp });
+}
+
+function stopStream(stream) {
+  if (!stream) return;
+  for (const track of stream.getTracks()) track.stop();
+}
+
+function teardownCall() {
+  const call = state.call;
+  if (!call) return;
+  call.ended = true;
+  if (call.pc) call.pc.close();
+  call.pc = null;
+  stopStream(call.localStream);
+  $("remote-video").srcObject = null;
+  $("self-video").srcObject = null;
+}
+
+function finishCall(text) {
+  teardownCall();
+  setCallState("ended", text);
+  $("end-call").hidden = true;
+  $("close-call").hidden = false;
+  renderWaitingRoom();
+}
+
+function onEndCall() {
+  const call = state.call;
+  if (!call || call.ended) return;
+  send({ type: "hangup", call_id: call.callId });
+  finishCall("Call ended");
+}
+
+const ENDED_TEXT = {
+  patient_ended: "Call ended · the patient hung up",
+  patient_lost: "Call ended · the patient's connection was lost",
+};
+
+function onEnded(message) {
+  const call = state.call;
+  if (!call || call.callId !== message.call_id || call.ended) return;
+  finishCall(ENDED_TEXT[message.reason] || "Call ended");
+}
+
+function onCloseCall() {
+  teardownCall();
+  state.call = null;
+  showCallView(false);
+  renderWaitingRoom();
+}
+
+// ---------------------------------------------------------------- start
+
+async function boot() {
+  $("login-form").addEventListener("submit", onLoginSubmit);
+  $("logout").addEventListener("click", onLogout);
+  $("end-call").addEventListener("click", onEndCall);
+  $("close-call").addEventListener("click", onCloseCall);
+  $("notice-close").addEventListener("click", hideNotice);
+  setInterval(refreshWaitedTimes, 15000);
+  try {
+    const me = await api("/api/me");
+    if (me.ok) {
+      await enterClinic(me.body);
+      return;
+    }
+  } catch {
+    // fall through to the login form
+  }
+  showLogin();
+}
+
+boot();

@@ -71,7 +71,17 @@ class OutboxStatus:
         return self.counts.get("pending", 0) + self.counts.get("sending", 0)
 
 
+def _create_private(path: Path) -> None:
+    """Patient data: the folder and file are the kiosk user's alone. SQLite gives the -wal and
+    -shm files the database file's mode, so setting it here covers all three."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+
+
 def _connect(path: Path | None, busy_timeout_ms: int) -> sqlite_utils.Database:
+    if path is not None:
+        _create_private(path)
     conn = sqlite3.connect(
         ":memory:" if path is None else str(path),
         isolation_level=None,  # we open transactions ourselves (BEGIN IMMEDIATE)
@@ -215,7 +225,6 @@ class Outbox:
     ) -> sqlite_utils.Database | None:
         db = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             db = _connect(path, config.busy_timeout_ms)
             _readable(db)
             _create_schema(db)

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import porchlight
 from porchlight.errors import BadInput, NotAuthorised
-from porchlight.hub import api, signalling
+from porchlight.hub import api, fhir, inbox, questionnaires, signalling
 from porchlight.hub.auth import Forbidden
 from porchlight.hub.bus import Bus
 from porchlight.hub.config import HubConfig
@@ -152,6 +152,9 @@ def create_app(
     _install_security_headers(app)
     app.include_router(api.router)
     app.include_router(signalling.router)
+    app.include_router(inbox.router)
+    app.include_router(questionnaires.router)
+    app.include_router(fhir.router)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

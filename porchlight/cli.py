@@ -31,7 +31,7 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # aioice/aiortc log every STUN check at INFO; that drowns what matters.
-    for noisy in ("aioice", "aiortc", "kivy", "websockets"):
+    for noisy in ("aioice", "aiortc", "kivy", "websockets", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -76,12 +76,10 @@ def hub(
     host: str | None, port: int | None, data_dir: Path | None, config_file: Path | None
 ) -> None:
     """Run the clinic hub: waiting room, call set-up, records, clinic web page."""
-    from porchlight import config
-    from porchlight.hub.config import HubConfig
+    from porchlight.hub.config import load_config
     from porchlight.hub.server import serve
 
-    cfg = config.load(HubConfig, "hub", file=config_file, host=host, port=port, data_dir=data_dir)
-    serve(cfg)
+    serve(load_config(file=config_file, host=host, port=port, data_dir=data_dir))
 
 
 @cli.command()
@@ -106,11 +104,10 @@ def kiosk(
 
     resolved = data_dir or config.default_data_dir()
     _prepare_kivy_env(_headless() if offscreen is None else offscreen, resolved)
-    from porchlight.kiosk.config import KioskConfig
+    from porchlight.kiosk.config import load_kiosk_config
     from porchlight.kiosk.runner import main as run_kiosk_main
 
-    cfg = config.load(KioskConfig, "kiosk", file=config_file, data_dir=data_dir, hub_url=hub_url)
-    run_kiosk_main(cfg)
+    run_kiosk_main(load_kiosk_config(config_file, data_dir=data_dir, hub_url=hub_url))
 
 
 @cli.command()
@@ -137,6 +134,45 @@ def demo(data_dir: Path | None, port: int, offscreen: bool | None, no_kiosk: boo
     if not no_kiosk:
         _prepare_kivy_env(_headless() if offscreen is None else offscreen, root)
     run_demo(root, port=port, with_kiosk=not no_kiosk)
+
+
+@cli.command()
+@click.argument("action", type=click.Choice(["press", "release", "hold", "status"]))
+@click.option(
+    "--seconds",
+    type=float,
+    default=2.5,
+    show_default=True,
+    help="How long `hold` keeps the button down.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The kiosk's data folder (default: the demo's kiosk).",
+)
+def sim(action: str, seconds: float, data_dir: Path | None) -> None:
+    """Act on a running simulated kiosk: press or hold its button, or read its status."""
+    import json
+
+    from porchlight import config
+    from porchlight.device.sim_control import sim_request
+
+    folder = data_dir or (config.default_data_dir() / "demo" / "kiosk")
+    sock = folder / "sim.sock"
+    if not sock.exists():
+        raise click.ClickException(
+            f"no simulated kiosk is running with data folder {folder} "
+            "(start one with ./demo, or pass --data-dir)"
+        )
+    if action == "press":
+        reply = sim_request(sock, "press")
+        reply = sim_request(sock, "release")
+    elif action == "hold":
+        reply = sim_request(sock, "hold", seconds=seconds)
+    else:
+        reply = sim_request(sock, action)
+    click.echo(json.dumps(reply, indent=2, sort_keys=True))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,192 @@
+"""A simulated clinician: logs in to the hub, watches the waiting room, admits, answers.
+
+A real WebRTC peer (aiortc) with a test-pattern camera and a tone, speaking the same protocol
+as the clinic page. It is the clinician's twin for integration tests and benchmarks, and lets
+support staff check a kiosk's call path end to end without a person at the other end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+import websockets
+from aiortc import MediaStreamTrack, RTCPeerConnection
+from aiortc.mediastreams import MediaStreamError
+
+from porchlight.device.audio import open_microphone
+from porchlight.device.camera import open_camera
+from porchlight.device.config import DeviceConfig
+from porchlight.errors import HubRefused, NotAuthorised
+from porchlight.kiosk import rtc
+from porchlight.protocol import CLINIC_WS_PATH, SESSION_COOKIE, ClinicianSays, HubToClinician
+
+
+@dataclass
+class CallRecord:
+    """What this clinician saw of one call; times are time.monotonic()."""
+
+    call_id: str
+    patient_id: str
+    admitted_at: float
+    offer_at: float | None = None
+    first_video_frame_at: float | None = None
+    video_frames: int = 0
+    audio_frames: int = 0
+    frame_size: tuple[int, int] | None = None
+    ended: str | None = None
+
+
+@dataclass
+class ClinicianPeer:
+    hub_url: str
+    username: str
+    password: str
+    host_addresses: Iterable[str] = ("127.0.0.1",)
+    camera: DeviceConfig = field(default_factory=lambda: DeviceConfig(simulate=True))
+    waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
+    call: CallRecord | None = None
+
+    def __post_init__(self) -> None:
+        self._ws: Any = None
+        self._pc: RTCPeerConnection | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._changed = asyncio.Condition()
+        self._reader: asyncio.Task[None] | None = None
+        self.waiting_seen_at: dict[str, float] = {}
+
+    # ------------------------------------------------------------ connection
+
+    def _login(self) -> str:
+        response = requests.post(
+            f"{self.hub_url}/api/login",
+            json={"username": self.username, "password": self.password},
+            timeout=10,
+        )
+        if response.status_code != 200:
+            raise NotAuthorised(f"the hub refused the clinician login ({response.status_code})")
+        return response.cookies[SESSION_COOKIE]
+
+    async def connect(self) -> None:
+        session = await asyncio.to_thread(self._login)
+        url = "ws" + self.hub_url[len("http") :] + CLINIC_WS_PATH
+        self._ws = await websockets.connect(
+            url, additional_headers={"Cookie": f"{SESSION_COOKIE}={session}"}
+        )
+        await self._send({"type": ClinicianSays.HELLO})
+        self._reader = asyncio.create_task(self._read())
+
+    async def close(self) -> None:
+        await self._close_call()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        if self._ws is not None:
+            await self._ws.close()
+
+    async def __aenter__(self) -> ClinicianPeer:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        await self._ws.send(json.dumps(message))
+
+    async def _read(self) -> None:
+        async for raw in self._ws:
+            message = json.loads(raw)
+            kind = message.get("type")
+            if kind == HubToClinician.WAITING_ROOM:
+                now = time.monotonic()
+                self.waiting = {p["patient_id"]: p for p in message["patients"]}
+                for patient_id, patient in self.waiting.items():
+                    if patient.get("state") == "waiting":
+                        self.waiting_seen_at.setdefault(patient_id, now)
+                for gone in set(self.waiting_seen_at) - set(self.waiting):
+                    del self.waiting_seen_at[gone]
+            elif kind == HubToClinician.OFFER and self.call is not None:
+                self.call.offer_at = time.monotonic()
+                await self._answer(message["call_id"], message["sdp"])
+            elif kind == HubToClinician.ENDED and self.call is not None:
+                self.call.ended = message.get("reason", "ended")
+                await self._close_call()
+            elif kind == HubToClinician.ERROR:
+                self.last_error = message
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def wait_for(self, predicate: Any, timeout: float) -> Any:
+        """Wait until `predicate()` is truthy (re-checked on every hub message and frame)."""
+        async with self._changed:
+            return await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+
+    async def _poke(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # ------------------------------------------------------------------ call
+
+    async def admit(self, patient_id: str) -> CallRecord:
+        if patient_id not in self.waiting:
+            raise HubRefused("that patient is not in the waiting room")
+        self.call = CallRecord(call_id="", patient_id=patient_id, admitted_at=time.monotonic())
+        await self._send({"type": ClinicianSays.ADMIT, "patient_id": patient_id})
+        return self.call
+
+    async def _answer(self, call_id: str, sdp: str) -> None:
+        assert self.call is not None
+        self.call.call_id = call_id
+        pc = rtc.new_peer_connection([])
+        self._pc = pc
+        pc.addTrack(open_camera(self.camera))
+        pc.addTrack(open_microphone(self.camera))
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            self._spawn(self._consume(track))
+
+        answer = await rtc.complete_answer(pc, sdp, self.host_addresses)
+        await self._send({"type": ClinicianSays.ANSWER, "call_id": call_id, "sdp": answer})
+
+    async def _consume(self, track: MediaStreamTrack) -> None:
+        call = self.call
+        while call is not None:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if track.kind == "video":
+                if call.first_video_frame_at is None:
+                    call.first_video_frame_at = time.monotonic()
+                call.video_frames += 1
+                call.frame_size = (frame.width, frame.height)
+                await self._poke()
+            else:
+                call.audio_frames += 1
+
+    async def hang_up(self) -> None:
+        if self.call is not None and self.call.call_id:
+            await self._send({"type": ClinicianSays.HANGUP, "call_id": self.call.call_id})
+            self.call.ended = "clinician_ended"
+        await self._close_call()
+
+    async def _close_call(self) -> None:
+        pc, self._pc = self._pc, None
+        if pc is not None:
+            await pc.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

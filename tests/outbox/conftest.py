@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+import requests
 
+from porchlight.hub.config import HubConfig
+from porchlight.hub.seed import DEMO_PASSWORD, create_device_credential, seed_demo
+from porchlight.hub.server import HubServer
 from porchlight.kiosk.outbox import Outbox, OutboxConfig, new_record_id
 from porchlight.kiosk.records import Record, vitals_record
 
@@ -31,3 +36,42 @@ def outbox(outbox_config):
     box = Outbox.open(outbox_config, now=1000.0, resume=True)
     yield box
     box.close()
+
+
+# --- a real hub on 127.0.0.1 --------------------------------------------------------------
+
+
+@dataclass
+class RunningHub:
+    server: HubServer
+    url: str
+    patient_id: str
+    token: str
+    other_patient_id: str
+    other_token: str
+
+    def device(self, token: str | None = None) -> requests.Session:
+        s = requests.Session()
+        s.headers["Authorization"] = f"Bearer {token or self.token}"
+        return s
+
+    def person(self, username: str = "clinician") -> requests.Session:
+        s = requests.Session()
+        r = s.post(self.url + "/api/login", json={"username": username, "password": DEMO_PASSWORD})
+        r.raise_for_status()
+        return s
+
+
+def start_hub(folder) -> RunningHub:
+    server = HubServer(HubConfig(data_dir=folder, host="127.0.0.1"), port=0).start()
+    demo = seed_demo(server.store)
+    other = server.store.add_patient("Arthur Other", now=datetime.now(UTC))
+    _device_id, other_token = create_device_credential(server.store, other.id)
+    return RunningHub(server, server.url, demo.patient_id, demo.device_token, other.id, other_token)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    running = start_hub(tmp_path_factory.mktemp("hub"))
+    yield running
+    running.server.stop()

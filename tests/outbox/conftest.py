@@ -75,3 +75,24 @@ def hub(tmp_path_factory):
     running = start_hub(tmp_path_factory.mktemp("hub"))
     yield running
     running.server.stop()
+
+
+def load_bench(name: str):
+    """Import a helper from bench/ (a folder of scripts, not a package)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def proxy(hub):
+    netlab = load_bench("netlab")
+    with netlab.TcpProxy(hub.server.port) as p:
+        yield p

@@ -33,9 +33,11 @@ SELF_VIEW_WIDTH = 320  # the self-view is small; converting it small saves CPU o
 
 
 class AudioSink(Protocol):
-    """Where the clinician's voice goes (the device speaker)."""
+    """Where the clinician's voice goes: the device speaker (porchlight.device.speaker)."""
 
-    def play(self, frame: Any) -> None: ...
+    def play_call_audio(self, track: MediaStreamTrack) -> None: ...
+
+    async def stop_call_audio(self) -> None: ...
 
 
 @dataclass
@@ -163,6 +165,9 @@ class CallSession:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._audio_sink is not None:
+            with contextlib.suppress(Exception):
+                await self._audio_sink.stop_call_audio()
         await self._remote.close()
         await self._self_view.close()
         await self._pc.close()
@@ -200,17 +205,18 @@ class CallSession:
                 self.counters.frames_received += 1
                 self._remote.offer(frame)
 
+    def _count_audio(self, frame: Any) -> None:
+        self.counters.audio_frames_received += 1
+
     async def _pull_audio(self, track: MediaStreamTrack) -> None:
-        # Always drain the track, sink or not: aiortc queues undelivered frames without limit.
+        counted = rtc.ObservedTrack(track, self._count_audio)
+        if self._audio_sink is not None:
+            self._audio_sink.play_call_audio(counted)
+            return
+        # No speaker: drain anyway, as aiortc queues undelivered frames without limit.
         with contextlib.suppress(MediaStreamError):
             while True:
-                frame = await track.recv()
-                self.counters.audio_frames_received += 1
-                if self._audio_sink is not None:
-                    try:
-                        self._audio_sink.play(frame)
-                    except Exception:
-                        log.exception("the speaker refused a frame")
+                await counted.recv()
 
     def _on_state(self) -> None:
         state = self._pc.connectionState

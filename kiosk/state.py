@@ -334,10 +334,9 @@ class KioskMachine:
                 self.hub_up, self.needs_setup, self.ever_connected = True, False, True
                 if st == S.OFFLINE:
                     if self.resume_waiting:
-                        # hello carried state=waiting + since; join is idempotent and makes
-                        # the hub confirm even if it forgot us.
+                        # Our hello said state=waiting with the original since: the hub has
+                        # put us back in the room and confirms with `waiting`.
                         self.resume_waiting = False
-                        effects.append(SendJoin())
                         self._go(S.WAITING)
                         effects.append(Say("You are back in the waiting room."))
                         return True

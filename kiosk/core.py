@@ -1,0 +1,426 @@
+"""KioskCore: wires the pure state machine to the hub link, the call and the device.
+
+Everything that happens (a button edge, a hub message, media connecting, the clock) becomes
+an event for `KioskMachine`; the effects it returns are carried out here. Feedback effects
+(beep, light, the new view) are started before anything touches the network, so a press is
+seen and heard at once. Subscribers (the UI) are told about a new view once per loop turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from porchlight.device.hardware import Device, open_device
+from porchlight.device.sim_control import SimControl
+from porchlight.errors import BadInput, NotAuthorised
+from porchlight.kiosk import state as sm
+from porchlight.kiosk.call import CallCounters, CallSession
+from porchlight.kiosk.config import KioskConfig
+from porchlight.kiosk.credential import DeviceCredential, load_credential
+from porchlight.kiosk.hub_link import HubLink, LinkDown, LinkEvent, LinkRefused, LinkTimings, LinkUp
+from porchlight.kiosk.view import KioskView, LatestFrame
+from porchlight.protocol import DeviceSays, HubToDevice
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.1  # how often time moves on for the state machine (holds, timeouts, flashes)
+
+
+class KioskCore:
+    """The kiosk without its screen. The UI reads `view` and the frame sources, and calls
+    `button_down()` / `button_up()`; everything else comes from the device and the hub."""
+
+    def __init__(
+        self,
+        config: KioskConfig,
+        *,
+        device: Device | None = None,
+        credential: DeviceCredential | None = None,
+        link_timings: LinkTimings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.device = device
+        self.remote_frames = LatestFrame()
+        self.local_frames = LatestFrame()
+        self._owns_device = device is None
+        self._credential = credential
+        self._link_timings = link_timings
+        self._clock = clock
+        self.device_config = device.config if device is not None else config.device_config()
+        self._machine = sm.KioskMachine(
+            timings=sm.Timings(
+                hold_to_leave_s=self.device_config.long_press_s,
+                join_timeout_s=config.join_timeout_s,
+                ending_s=config.ending_s,
+            ),
+            now=clock(),
+        )
+        self.view: KioskView = self._machine.view
+        self._subscribers: list[Callable[[KioskView], None]] = []
+        self._notify_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._link: HubLink | None = None
+        self._call: CallSession | None = None
+        self._call_ready: asyncio.Task[None] | None = None
+        self._counters = CallCounters()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        self._speech_next: str | None = None
+        self._speech_task: asyncio.Task[None] | None = None
+        self._press_at: float | None = None
+        self._sim: SimControl | None = None
+        self.last_error = ""
+        self.ui_ready = asyncio.Event()
+
+    # ------------------------------------------------------------ public API
+
+    def subscribe(self, fn: Callable[[KioskView], None]) -> Callable[[], None]:
+        """Call `fn(view)` (on the loop thread) whenever the view changes; returns unsubscribe."""
+        self._subscribers.append(fn)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._subscribers.remove(fn)
+
+        return unsubscribe
+
+    def button_down(self) -> None:
+        """The on-screen button or space bar went down: same path as the GPIO button."""
+        self._on_pressed()
+
+    def button_up(self) -> None:
+        held = 0.0 if self._press_at is None else self._clock() - self._press_at
+        self._on_released(held)
+
+    def on_ui_ready(self) -> None:
+        """The UI calls this once its first screen is drawn (the runner then tells systemd)."""
+        self.ui_ready.set()
+
+    def status(self) -> dict[str, Any]:
+        """A snapshot for the sim control `status` command and tests. No patient data."""
+        counters = self._call.counters if self._call is not None else self._counters
+        return {
+            "state": self.view.state.value,
+            "headline": self.view.headline,
+            "light": self.view.light,
+            "pressed": self.view.pressed,
+            "show_video": self.view.show_video,
+            "hub_connected": bool(self._link and self._link.connected),
+            "needs_setup": self._machine.needs_setup,
+            "call_id": self._machine.call_id,
+            "last_error": self.last_error,
+            **counters.as_dict(),
+        }
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self.device is None:
+            self.device = open_device(self.device_config, loop=self._loop)
+        button = self.device.button
+        button.on_pressed = self._on_pressed
+        button.on_held = self._on_held
+        button.on_released = self._on_released
+        self._show_light(self.view.light)
+        try:
+            credential = self._credential or load_credential(self.config.data_dir)
+        except (NotAuthorised, BadInput) as exc:
+            self.last_error = str(exc)
+            log.error("%s", exc)
+            self._handle(sm.NeedsSetup())
+        else:
+            self._link = HubLink(
+                self.config.hub_url or credential.hub_url,
+                credential.token,
+                hello=self._machine.hello,
+                on_event=self._on_link_event,
+                timings=self._link_timings,
+            )
+            await self._link.start()
+        self._ticker = asyncio.create_task(self._tick_forever(), name="kiosk-tick")
+        sim_path = self.config.sim_socket(self.device.simulate)
+        if sim_path is not None:
+            # The socket's folder must exist and be private (see device/sim_control.py).
+            sim_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._sim = SimControl(sim_path, self.sim_handlers())
+            await self._sim.start()
+
+    def sim_handlers(self) -> dict[str, Callable[..., Awaitable[Any]]]:
+        """Commands of the simulated device's control socket (porchlight.device.sim_control)."""
+        button = self.device.button
+
+        async def press() -> dict[str, Any]:
+            if button.simulated:
+                button.press()  # a mock GPIO edge: exactly the path a real press takes
+            else:
+                self.button_down()
+            return self.status()
+
+        async def release() -> dict[str, Any]:
+            if button.simulated:
+                button.release()
+            else:
+                self.button_up()
+            return self.status()
+
+        async def hold(seconds: float = 2.5) -> dict[str, Any]:
+            if button.simulated:
+                await button.hold(float(seconds))
+            else:
+                self.button_down()
+                await asyncio.sleep(float(seconds))
+                self.button_up()
+            return self.status()
+
+        async def status() -> dict[str, Any]:
+            return self.status()
+
+        return {"press": press, "release": release, "hold": hold, "status": status}
+
+    async def stop(self) -> None:
+        if self._sim is not None:
+            await self._sim.stop()
+            self._sim = None
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        if self._link is not None:
+            if self._call is not None and self._link.connected:
+                self._link.send({"type": DeviceSays.HANGUP, "call_id": self._call.call_id})
+            await self._link.stop()
+        await self._close_call()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._speech_task is not None:
+            self._speech_task.cancel()
+        if self.device is not None:
+            button = self.device.button
+            button.on_pressed = button.on_held = button.on_released = None
+            if self._owns_device:
+                await self.device.close()
+
+    # ------------------------------------------------------------ inputs
+
+    def _on_pressed(self) -> None:
+        self._press_at = self._clock()
+        self._handle(sm.ButtonPressed())
+
+    def _on_held(self, seconds: float) -> None:
+        self._handle(sm.ButtonHeld(seconds))
+
+    def _on_released(self, held_s: float) -> None:
+        self._press_at = None
+        self._handle(sm.ButtonReleased(held_s))
+
+    def _on_link_event(self, event: LinkEvent) -> None:
+        match event:
+            case LinkUp():
+                self.last_error = ""
+                self._handle(sm.HubConnected())
+            case LinkDown():
+                self._handle(sm.HubLost())
+            case LinkRefused(status=status, message=message):
+                self.last_error = f"the hub refused this kiosk ({status}): {message}"
+                self._handle(sm.NeedsSetup())
+            case _:
+                self._on_hub_message(event.message)
+
+    def _on_hub_message(self, msg: dict[str, Any]) -> None:
+        kind = msg.get("type")
+        call_id = msg.get("call_id")
+        if kind == HubToDevice.WAITING:
+            self._handle(sm.WaitingConfirmed(_text(msg.get("since"))))
+        elif kind == HubToDevice.LEFT:
+            self._handle(sm.LeftRoom())
+        elif kind == HubToDevice.ADMITTED and isinstance(call_id, str):
+            servers = msg.get("ice_servers")
+            servers = (
+                tuple(s for s in servers if isinstance(s, dict))
+                if isinstance(servers, list)
+                else ()
+            )
+            self._handle(sm.Admitted(call_id, servers))
+        elif kind == HubToDevice.ANSWER and isinstance(call_id, str):
+            self._handle(sm.AnswerReceived(call_id, _text(msg.get("sdp")) or ""))
+        elif kind == HubToDevice.ENDED and isinstance(call_id, str):
+            self._handle(sm.CallEnded(call_id, _text(msg.get("reason")) or ""))
+        elif kind == HubToDevice.ERROR:
+            code = _text(msg.get("code")) or ""
+            log.warning("the hub refused our last message: %s", code)
+            self._handle(sm.HubError(code))
+        elif kind != HubToDevice.WELCOME:
+            log.info("ignoring hub message of unknown type")
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            self._handle(sm.Tick())
+
+    # ------------------------------------------------------------ the machine
+
+    def _handle(self, event: sm.Event) -> None:
+        try:
+            effects = self._machine.handle(event, self._clock())
+        except Exception:  # never let one bad event take the kiosk down
+            log.exception("state machine failed on %s", type(event).__name__)
+            return
+        if self._machine.view != self.view:
+            self.view = self._machine.view
+            self._schedule_notify()
+        for effect in effects:
+            try:
+                self._execute(effect)
+            except Exception:
+                log.exception("could not carry out %s", type(effect).__name__)
+
+    def _schedule_notify(self) -> None:
+        if self._notify_scheduled or self._loop is None:
+            return
+        self._notify_scheduled = True
+        self._loop.call_soon(self._notify)
+
+    def _notify(self) -> None:
+        self._notify_scheduled = False
+        for fn in list(self._subscribers):
+            try:
+                fn(self.view)
+            except Exception:
+                log.exception("a view subscriber failed")
+
+    def _execute(self, effect: sm.Effect) -> None:
+        match effect:
+            case sm.Beep():
+                self._spawn(self.device.speaker.beep())
+            case sm.Say(text=text):
+                self._say(text)
+            case sm.SetLight(pattern=pattern):
+                self._show_light(pattern)
+            case sm.SendJoin():
+                self._send({"type": DeviceSays.JOIN})
+            case sm.SendLeave():
+                self._send({"type": DeviceSays.LEAVE})
+            case sm.SendOffer(call_id=call_id, sdp=sdp):
+                self._send({"type": DeviceSays.OFFER, "call_id": call_id, "sdp": sdp})
+            case sm.SendHangup(call_id=call_id):
+                self._send({"type": DeviceSays.HANGUP, "call_id": call_id})
+            case sm.StartCall(call_id=call_id, ice_servers=ice_servers):
+                self._start_call(call_id, ice_servers)
+            case sm.ApplyAnswer(call_id=call_id, sdp=sdp):
+                self._spawn(self._apply_answer(call_id, sdp))
+            case sm.EndCall():
+                self._spawn(self._close_call())
+            case sm.ReconnectNow():
+                if self._link is not None:
+                    self._link.reconnect_now()
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if self._link is None or not self._link.send(message):
+            log.info("not connected; %s not sent", message["type"])
+
+    def _show_light(self, pattern: str) -> None:
+        if self.device is not None:
+            self.device.light.show(pattern)
+
+    def _say(self, text: str) -> None:
+        """Speak prompts one at a time; a newer prompt replaces one not yet started."""
+        self._speech_next = text
+        if self._speech_task is None or self._speech_task.done():
+            self._speech_task = asyncio.create_task(self._speak())
+
+    async def _speak(self) -> None:
+        while self._speech_next is not None:
+            text, self._speech_next = self._speech_next, None
+            try:
+                await self.device.speaker.say(text)
+            except Exception as exc:
+                log.warning("could not speak a prompt: %s", exc)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("kiosk task failed", exc_info=task.exception())
+
+    # ------------------------------------------------------------ the call
+
+    def _start_call(self, call_id: str, ice_servers: tuple[dict[str, Any], ...]) -> None:
+        self.remote_frames.clear()
+        self.local_frames.clear()
+        hardware = self.device
+        session = CallSession(
+            call_id,
+            ice_servers,
+            camera=_open(hardware.open_camera, "camera"),
+            microphone=_open(hardware.open_microphone, "microphone"),
+            audio_sink=hardware.speaker,
+            remote_frames=self.remote_frames,
+            local_frames=self.local_frames,
+            host_addresses=self.config.ice_host_addresses,
+            on_connected=lambda cid: self._handle(sm.MediaConnected(cid)),
+            on_failed=lambda cid, reason: self._handle(sm.MediaFailed(cid, reason)),
+        )
+        self._call = session
+        self._call_ready = asyncio.create_task(self._offer(session))
+
+    async def _offer(self, session: CallSession) -> None:
+        try:
+            sdp = await session.start()
+        except Exception as exc:
+            log.exception("could not start the call")
+            self.last_error = f"could not start the call: {type(exc).__name__}"
+            self._handle(sm.MediaFailed(session.call_id, "start_failed"))
+            return
+        self._handle(sm.OfferReady(session.call_id, sdp))
+
+    async def _apply_answer(self, call_id: str, sdp: str) -> None:
+        session, ready = self._call, self._call_ready
+        if session is None or session.call_id != call_id or ready is None:
+            return
+        await ready
+        try:
+            await session.apply_answer(sdp)
+        except Exception as exc:
+            log.warning("the clinician's answer could not be used: %s", type(exc).__name__)
+            self.last_error = "the clinician's answer could not be used"
+            self._handle(sm.MediaFailed(call_id, "bad_answer"))
+
+    async def _close_call(self) -> None:
+        session, self._call = self._call, None
+        ready, self._call_ready = self._call_ready, None
+        if session is None:
+            return
+        self._counters = session.counters
+        if ready is not None and not ready.done():
+            ready.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await ready
+        await session.close()
+        self.remote_frames.clear()
+        self.local_frames.clear()
+
+
+def _open(factory: Callable[[], Any], what: str) -> Any:
+    """A media track, or None (the call goes on receive-only) if the hardware fails."""
+    try:
+        return factory()
+    except Exception as exc:
+        log.warning("no %s for this call: %s", what, exc)
+        return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

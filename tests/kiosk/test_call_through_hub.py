@@ -1,0 +1,94 @@
+"""A whole call: KioskCore (simulated device, loopback ICE) and an aiortc clinician, through
+the real hub. Frames must be decoded both ways; either side can end it; the kiosk goes home."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from porchlight.kiosk.config import KioskConfig
+from porchlight.kiosk.core import KioskCore
+from porchlight.kiosk.credential import save_credential
+from porchlight.kiosk.view import KioskState
+
+from .conftest import Clinician, Hub, wait_until
+
+
+async def join(core: KioskCore, clinician: Clinician) -> str:
+    await wait_until(lambda: not core.device.button.is_pressed, 1, "the button to be up")
+    core.device.button.press()
+    core.device.button.release()
+    await wait_until(lambda: core.view.state == KioskState.WAITING, 2, "waiting")
+    await clinician.patient_listed("waiting")
+    call_id = await clinician.admit()
+    await wait_until(lambda: core.status()["call_id"] == call_id, 5, "the kiosk to be admitted")
+    return call_id
+
+
+async def media_both_ways(core: KioskCore, clinician: Clinician, frames: int) -> dict:
+    return await wait_until(
+        lambda: (
+            core.status()["frames_received"] >= frames
+            and clinician.frames_received >= frames
+            and core.status()
+        ),
+        30,
+        f"{frames} decoded frames on each side",
+    )
+
+
+async def test_call_both_ways_then_each_side_hangs_up(
+    hub: Hub, kiosk_config: KioskConfig, clinician: Clinician
+) -> None:
+    config = dataclasses.replace(kiosk_config, ending_s=0.5)
+    save_credential(config.data_dir, hub.credential())
+    core = KioskCore(config)
+    await core.start()
+    try:
+        await wait_until(lambda: core.view.state == KioskState.IDLE, 10, "idle")
+
+        # --- call 1: video and audio both ways, then the patient holds the button to end it.
+        call_id = await join(core, clinician)
+        status = await media_both_ways(core, clinician, frames=20)
+        assert status["state"] == "in_call"
+        assert status["frames_sent"] >= 20
+        await wait_until(lambda: core.view.show_video, 5, "the kiosk to show video")
+        assert core.device.light.pattern == "breathing"
+        await wait_until(
+            lambda: (
+                core.status()["audio_frames_received"] > 0
+                and core.device.speaker.call_audio_frames > 0
+                and clinician.audio_frames_received > 0
+            ),
+            10,
+            "audio both ways (kiosk's tone to the clinician, clinician's tone to the speaker)",
+        )
+        # The clinician's picture and the self-view reach the screen as RGB arrays.
+        seq, picture = core.remote_frames.latest()
+        assert seq > 0 and picture is not None and picture.shape == (240, 320, 3)
+        seq, self_view = core.local_frames.latest()
+        assert seq > 0 and self_view is not None and self_view.shape[2] == 3
+        assert picture.std() > 1.0  # a moving test pattern, not a blank frame
+
+        await core.device.button.hold(2.1)
+        ended = await clinician.wait_for(lambda m: m["type"] == "ended")
+        assert ended == {"type": "ended", "call_id": call_id, "reason": "patient_ended"}
+        assert core.view.state in (KioskState.ENDING, KioskState.IDLE)
+        await wait_until(lambda: core.view.state == KioskState.IDLE, 5, "home after the call")
+        assert core.remote_frames.latest()[1] is None  # no stale picture left behind
+        clinician.messages.clear()
+
+        # --- call 2: the clinician ends it this time.
+        call_id = await join(core, clinician)
+        await media_both_ways(core, clinician, frames=5)
+        await clinician.hang_up()
+        await wait_until(lambda: core.view.state == KioskState.ENDING, 5, "the call to end")
+        assert core.view.headline == "Call ended — thank you"
+        await wait_until(lambda: core.view.state == KioskState.IDLE, 5, "home after the call")
+        assert core.status()["call_id"] is None
+        await wait_until(
+            lambda: all(row["patient_id"] != hub.seed.patient_id for row in clinician.room()),
+            5,
+            "the patient to leave the clinician's list",
+        )
+    finally:
+        await core.stop()

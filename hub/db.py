@@ -159,7 +159,8 @@ def make_engine(url: str) -> Engine:
 def create_all(engine: Engine) -> None:
     """Create every table registered on `metadata` that does not exist yet.
 
-    Modules that add tables must be imported before this runs; `porchlight.hub.store` imports
-    all of them, so opening a Store is enough.
+    Only tables whose modules have been imported exist on `metadata`. `porchlight.hub.app`
+    imports every feature module (for its routes), so importing it before opening the store
+    (as HubServer and serve do) creates them all.
     """
     metadata.create_all(engine)

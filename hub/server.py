@@ -6,6 +6,7 @@ import logging
 import socket
 import threading
 import time
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -27,12 +28,34 @@ WS_PING_TIMEOUT_S = 20.0
 WS_MAX_SIZE = 256 * 1024
 
 
+class _NoWireDumps(logging.Filter):
+    """Drop wire dumps: at DEBUG the websockets library (under uvicorn's error logger) logs
+    handshake headers and frames, and uvicorn's TRACE level logs raw ASGI messages. They carry
+    bearer tokens, session cookies, SDP and patient ids, none of which may reach a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.DEBUG:
+            return False
+        return not (record.levelno == logging.DEBUG and "websockets" in Path(record.pathname).parts)
+
+
+def _quiet_wire_logging() -> None:
+    for name in ("uvicorn.error", "uvicorn.asgi"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoWireDumps) for f in logger.filters):
+            logger.addFilter(_NoWireDumps())
+
+
 def _uvicorn_config(app: Any, config: HubConfig, *, log_level: str, **extra: Any) -> uvicorn.Config:
+    _quiet_wire_logging()
     return uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
         log_level=log_level,
+        # Leave logging to the host program (the CLI's setup, pytest's caplog): uvicorn's
+        # loggers propagate to the root logger instead of getting handlers of their own.
+        log_config=None,
         ws_ping_interval=WS_PING_INTERVAL_S,
         ws_ping_timeout=WS_PING_TIMEOUT_S,
         ws_max_size=WS_MAX_SIZE,

@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from porchlight.errors import BadInput
 from porchlight.hub.auth import DeviceIdentity
@@ -252,13 +253,16 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 async def _read_body(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _BadBatch(
-                413, "too_large", "The request body is too large; send smaller batches."
-            )
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _BadBatch(
+                    413, "too_large", "The request body is too large; send smaller batches."
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:  # the link dropped mid-upload: nothing was stored, nobody waits
+        raise _BadBatch(400, "bad_input", "The request body was cut off.") from None
     return b"".join(chunks)
 
 

@@ -40,7 +40,8 @@ SCHEMA_VERSION = "1"
 
 
 def _default_path() -> Path:
-    return default_data_dir() / "kiosk" / OUTBOX_FILE
+    # Beside the kiosk's credential (KioskConfig.data_dir defaults to the same folder).
+    return default_data_dir() / OUTBOX_FILE
 
 
 @dataclass

@@ -1,0 +1,179 @@
+"""`porchlight outbox …`: look at the kiosk's outbox, or record readings from a script or a
+peripheral daemon through exactly the validation the check-in screen uses.
+
+    porchlight outbox status
+    porchlight outbox add vitals spo2=97 pulse=72
+    porchlight outbox add vitals spo2=89 --confirm        # unusual: confirmed by the patient
+    porchlight outbox add answers breathing=same pain=no medicines=yes feeling=well
+
+Impossible values are refused (non-zero exit) with what is wrong and the range expected; unusual
+ones are refused unless --confirm is given, and are then flagged for the clinician.
+The kiosk's sync worker sends what is added here; this command never talks to the hub.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from porchlight.config import default_data_dir
+from porchlight.errors import BadInput
+from porchlight.kiosk.outbox import OUTBOX_FILE, Outbox, OutboxConfig, new_record_id
+from porchlight.kiosk.records import VITALS, NeedsCheck, Record, answers_record, vitals_record
+from porchlight.kiosk.sync import current_questionnaire
+
+DATA_DIR = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The kiosk's data folder (env: PORCHLIGHT_DATA_DIR).",
+)
+
+
+def _open(data_dir: Path | None) -> tuple[Outbox, Path]:
+    folder = data_dir or default_data_dir()
+    # Not resuming: the kiosk's own worker owns entries in flight.
+    return Outbox.open(OutboxConfig(path=folder / OUTBOX_FILE), now=time.time()), folder
+
+
+def _patient(folder: Path, patient: str | None) -> str:
+    if patient:
+        return patient
+    from porchlight.kiosk.credential import load_credential
+
+    return load_credential(folder).patient_id
+
+
+def _pairs(pairs: tuple[str, ...]) -> list[tuple[str, str]]:
+    out = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not value:
+            raise BadInput(f"'{pair}' is not name=value (e.g. pulse=72)")
+        out.append((key.strip(), value.strip()))
+    if not out:
+        raise BadInput("give at least one name=value")
+    return out
+
+
+def _fail(exc: BadInput) -> None:
+    findings = getattr(exc, "findings", None)
+    lines = [f.message for f in findings] if findings else [str(exc)]
+    if isinstance(exc, NeedsCheck):
+        lines.append("If the reading is right, run the command again with --confirm.")
+    raise click.ClickException("\n".join(lines))
+
+
+def _save(box: Outbox, record: Record) -> None:
+    box.add(record, now=time.time())
+    flags = f" (flagged for the clinician: {', '.join(record.flags)})" if record.flags else ""
+    click.echo(f"saved {record.kind.value} record {record.id}{flags}")
+    if not box.durable:
+        click.echo("warning: the outbox is in memory only; this record will not survive", err=True)
+
+
+@click.group("outbox")
+def outbox() -> None:
+    """The kiosk's outbox: records kept on the device until the hub has them."""
+
+
+@outbox.command()
+@DATA_DIR
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(data_dir: Path | None, as_json: bool) -> None:
+    """Counts by state and the age of the oldest unsent record."""
+    box, _folder = _open(data_dir)
+    try:
+        st = box.status(time.time())
+    finally:
+        box.close()
+    if as_json:
+        click.echo(json.dumps({**st.__dict__, "unsent": st.unsent}, sort_keys=True))
+        return
+    for state, n in st.counts.items():
+        click.echo(f"{state:>8}: {n}")
+    age = st.oldest_unsent_age_s
+    click.echo("oldest unsent: " + ("none" if age is None else _age(age)))
+    if st.faults_waiting:
+        click.echo(f"faults waiting to be reported: {st.faults_waiting}")
+    if not st.durable:
+        click.echo("warning: the outbox file could not be opened; see the kiosk log", err=True)
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit} ago"
+    return f"{seconds:.0f} s ago"
+
+
+@outbox.group()
+def add() -> None:
+    """Record vitals or check-in answers (validated like the check-in screen)."""
+
+
+@add.command("vitals")
+@click.argument("readings", nargs=-1)
+@click.option("--confirm", is_flag=True, help="Unusual values were checked and are right.")
+@click.option("--patient", default=None, help="Patient id (default: the kiosk's credential).")
+@DATA_DIR
+def add_vitals(
+    readings: tuple[str, ...], confirm: bool, patient: str | None, data_dir: Path | None
+) -> None:
+    """READINGS: name=value, names: spo2 pulse systolic diastolic temperature weight resp_rate."""
+    try:
+        values = {}
+        for key, text in _pairs(readings):
+            if key not in VITALS:
+                raise BadInput(
+                    f"'{key}' is not a vital sign we record (known: {', '.join(VITALS)})"
+                )
+            values[key] = VITALS[key].item.parse(text)
+        folder = data_dir or default_data_dir()
+        record = vitals_record(
+            values,
+            record_id=new_record_id(),
+            patient_id=_patient(folder, patient),
+            now=datetime.now(UTC),
+            confirmed=confirm,
+        )
+    except BadInput as exc:
+        _fail(exc)
+    box, _ = _open(data_dir)
+    try:
+        _save(box, record)
+    finally:
+        box.close()
+
+
+@add.command("answers")
+@click.argument("answers", nargs=-1)
+@click.option("--confirm", is_flag=True, help="Unusual answers were checked and are right.")
+@click.option("--patient", default=None, help="Patient id (default: the kiosk's credential).")
+@DATA_DIR
+def add_answers(
+    answers: tuple[str, ...], confirm: bool, patient: str | None, data_dir: Path | None
+) -> None:
+    """ANSWERS: linkId=value for the patient's check-in (yes/no, a choice code, a number)."""
+    box, folder = _open(data_dir)
+    try:
+        questionnaire = current_questionnaire(box)
+        try:
+            values = {key: questionnaire.item(key).parse(text) for key, text in _pairs(answers)}
+            record = answers_record(
+                questionnaire,
+                values,
+                record_id=new_record_id(),
+                patient_id=_patient(folder, patient),
+                now=datetime.now(UTC),
+                confirmed=confirm,
+            )
+        except BadInput as exc:
+            _fail(exc)
+        _save(box, record)
+    finally:
+        box.close()

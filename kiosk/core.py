@@ -98,6 +98,15 @@ class KioskCore:
         held = 0.0 if self._press_at is None else self._clock() - self._press_at
         self._on_released(held)
 
+    @property
+    def simulated(self) -> bool:
+        """True when the hardware is simulated (the UI then draws the light on screen)."""
+        return bool(self.device is not None and self.device.simulate)
+
+    @property
+    def hold_to_leave_s(self) -> float:
+        return self._machine.timings.hold_to_leave_s
+
     def on_ui_ready(self) -> None:
         """The UI calls this once its first screen is drawn (the runner then tells systemd)."""
         self.ui_ready.set()
@@ -195,7 +204,7 @@ class KioskCore:
             if self._call is not None and self._link.connected:
                 self._link.send({"type": DeviceSays.HANGUP, "call_id": self._call.call_id})
             await self._link.stop()
-        await self._close_call()
+        await self._detach_call()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -318,7 +327,7 @@ class KioskCore:
             case sm.ApplyAnswer(call_id=call_id, sdp=sdp):
                 self._spawn(self._apply_answer(call_id, sdp))
             case sm.EndCall():
-                self._spawn(self._close_call())
+                self._spawn(self._detach_call())
             case sm.ReconnectNow():
                 if self._link is not None:
                     self._link.reconnect_now()
@@ -398,19 +407,27 @@ class KioskCore:
             self.last_error = "the clinician's answer could not be used"
             self._handle(sm.MediaFailed(call_id, "bad_answer"))
 
-    async def _close_call(self) -> None:
+    def _detach_call(self) -> Awaitable[None]:
+        """Forget the current call at once (a new one may follow); return its closing."""
         session, self._call = self._call, None
         ready, self._call_ready = self._call_ready, None
+        if session is not None:
+            self._counters = session.counters
+        return self._close_session(session, ready)
+
+    async def _close_session(
+        self, session: CallSession | None, ready: asyncio.Task[None] | None
+    ) -> None:
         if session is None:
             return
-        self._counters = session.counters
         if ready is not None and not ready.done():
             ready.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await ready
         await session.close()
-        self.remote_frames.clear()
-        self.local_frames.clear()
+        if self._call is None:  # no newer call has started drawing
+            self.remote_frames.clear()
+            self.local_frames.clear()
 
 
 def _open(factory: Callable[[], Any], what: str) -> Any:

@@ -226,7 +226,7 @@ class HubLink:
                 open_timeout=t.open_timeout_s,
                 ping_interval=t.ping_interval_s,
                 ping_timeout=t.ping_timeout_s,
-                close_timeout=2,
+                close_timeout=1,  # a dead link must not hold up noticing it
                 logger=_NoDebug(logging.getLogger("websockets.client"), {}),
             )
             async with ws_cm as ws:

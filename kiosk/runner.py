@@ -13,7 +13,9 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
+from typing import Any
 
+from porchlight import config as config_loader
 from porchlight.device import watchdog
 from porchlight.kiosk.config import KioskConfig
 from porchlight.kiosk.core import KioskCore
@@ -45,9 +47,7 @@ async def run_kiosk(
             watchdog.notify(ready=True, status="kiosk running (no screen)")
             await stop.wait()
             return
-        from porchlight.kiosk.app import KioskApp  # Kivy loads only when there is a screen
-
-        app = KioskApp(core)
+        app = _make_app(core, config)
         ui_task = asyncio.create_task(app.async_run(async_lib="asyncio"), name="kiosk-ui")
         stop_task = asyncio.create_task(stop.wait(), name="kiosk-stop")
         ready_task = asyncio.create_task(_ready_when_drawn(core), name="kiosk-ready")
@@ -65,6 +65,21 @@ async def run_kiosk(
         watchdog.notify(stopping=True)
         await pinger.stop()
         await core.stop()
+
+
+def _make_app(core: KioskCore, config: KioskConfig) -> Any:
+    # Kivy is imported only when there is a screen to draw (and after the CLI set its env).
+    from porchlight.kiosk.app import KioskApp
+    from porchlight.kiosk.ui_config import UiConfig
+
+    ui_config = config_loader.load(
+        UiConfig,
+        "ui",
+        width=config.window_width,
+        height=config.window_height,
+        fullscreen=config.fullscreen,
+    )
+    return KioskApp(core, ui_config, hold_to_leave_s=core.hold_to_leave_s)
 
 
 async def _ready_when_drawn(core: KioskCore) -> None:

@@ -155,3 +155,65 @@ async def test_stop_is_prompt_while_waiting_to_retry(hub: Hub) -> None:
     await link.stop()
     assert time.monotonic() - started < 1.0
     assert rec.count(LinkUp) == 0
+
+
+class SilentLink:
+    """A TCP relay to the hub that can go quiet without closing anything, like Wi-Fi that
+    drops out: bytes stop flowing both ways but no FIN or RST ever arrives."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.silent = False
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers += [writer, up_writer]
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while data := await src.read(65536):
+                if not self.silent:
+                    dst.write(data)
+
+        await asyncio.gather(
+            pump(reader, up_writer), pump(up_reader, writer), return_exceptions=True
+        )
+
+    async def stop(self) -> None:
+        for w in self._writers:
+            w.close()
+        if self._server is not None:
+            self._server.close()
+
+
+async def test_a_silent_link_is_noticed_by_keepalive_and_healed(hub: Hub) -> None:
+    relay = SilentLink(hub.config.port)
+    await relay.start()
+    rec = Recorder()
+    cred = hub.credential()
+    link = HubLink(
+        f"http://127.0.0.1:{relay.port}",
+        cred.token,
+        hello=lambda: rec.hello,
+        on_event=rec,
+        timings=LinkTimings(ping_interval_s=0.3, ping_timeout_s=0.3, open_timeout_s=1.0),
+    )
+    await link.start()
+    try:
+        await rec.wait(lambda r: r.count(LinkUp) == 1)
+        relay.silent = True
+        silent_at = time.monotonic()
+        await rec.wait(lambda r: r.count(LinkDown) == 1, timeout=6)
+        # interval + timeout + the close handshake's own timeout, with slack for CI.
+        assert time.monotonic() - silent_at < 3.5
+        relay.silent = False
+        await rec.wait(lambda r: r.count(LinkUp) == 2, timeout=10)
+    finally:
+        await link.stop()
+        await relay.stop()

@@ -229,7 +229,7 @@ function minutesSince(iso) {
 
 function waitedText(iso) {
   const minutes = minutesSince(iso);
-  const clock = new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const clock = new Date(iso).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" });
   const waited = minutes < 1 ? "just now" : minutes === 1 ? "1 min" : `${minutes} min`;
   return minutes < 1 ? `Joined just now (${clock})` : `Waiting ${waited} · since ${clock}`;
 }
@@ -320,6 +320,12 @@ function setCallState(kind, text) {
   const el = $("call-state");
   el.dataset.state = kind;
   el.textContent = text || CALL_TEXT[kind];
+  // Over the video area while there is no picture to show.
+  const stage = $("stage-message");
+  const name = state.call ? state.call.name : "the patient";
+  const message = { connecting: `Connecting to ${name}…`, ended: "The call has ended." }[kind];
+  stage.textContent = message || "";
+  stage.hidden = !message;
 }
 
 function showCallView(show) {

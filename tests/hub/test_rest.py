@@ -202,7 +202,7 @@ def test_clinic_page_and_assets(client):
     for testid in ("waiting-list", "remote-video", "self-video", "end-call", "login-submit"):
         assert f'data-testid="{testid}"' in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    for asset in ("/static/clinic.js", "/static/clinic.css"):
+    for asset in ("/static/clinic.js", "/static/clinic.css", "/static/favicon.svg"):
         assert client.get(asset).status_code == 200
     # Nothing about a patient is in the page itself: it all comes after login.
     assert "Margaret" not in page.text

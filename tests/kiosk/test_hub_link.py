@@ -6,9 +6,11 @@ import asyncio
 import logging
 import random
 import time
+from http import HTTPStatus
 from typing import Any
 
 import pytest
+from websockets.asyncio.server import serve
 
 from porchlight.errors import BadInput
 from porchlight.kiosk.hub_link import (
@@ -217,3 +219,28 @@ async def test_a_silent_link_is_noticed_by_keepalive_and_healed(hub: Hub) -> Non
     finally:
         await link.stop()
         await relay.stop()
+
+
+async def test_http_401_at_the_upgrade_is_a_refusal_too() -> None:
+    """A proxy or an older hub may refuse before the WebSocket opens (HTTP 401)."""
+
+    def refuse(connection, request):
+        return connection.respond(HTTPStatus.UNAUTHORIZED, '{"error": "not_authorised"}\n')
+
+    async with serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0, process_request=refuse) as srv:
+        port = srv.sockets[0].getsockname()[1]
+        rec = Recorder()
+        link = HubLink(
+            f"http://127.0.0.1:{port}",
+            "some-token",
+            hello=lambda: rec.hello,
+            on_event=rec,
+            timings=LinkTimings(backoff_first_s=0.01),
+        )
+        await link.start()
+        try:
+            await rec.wait(lambda r: r.count(LinkRefused) == 1)
+            assert next(e for e in rec.events if isinstance(e, LinkRefused)).status == 401
+            assert link.stats.attempts == 1
+        finally:
+            await link.stop()

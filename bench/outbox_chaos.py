@@ -46,13 +46,14 @@ PRELOAD = ["porchlight.kiosk.sync", "porchlight.kiosk.outbox", "porchlight.kiosk
 # --- the hub process ----------------------------------------------------------------------
 
 
-def hub_main(data_dir: Path, port: int) -> None:
+def hub_main(data_dir: Path, port: int, host: str = "127.0.0.1") -> None:
+    """Run a hub until SIGTERM; seed it on first start (seed.json holds the device token)."""
     from porchlight import atomic
     from porchlight.hub.config import HubConfig
     from porchlight.hub.seed import seed_demo
     from porchlight.hub.server import HubServer
 
-    server = HubServer(HubConfig(data_dir=data_dir, host="127.0.0.1"), port=port).start()
+    server = HubServer(HubConfig(data_dir=data_dir, host=host), port=port).start()
     seed_file = data_dir / "seed.json"
     if not seed_file.exists():
         demo = seed_demo(server.store)
@@ -270,7 +271,7 @@ def _count(
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "hub":
-        hub_main(Path(sys.argv[2]), int(sys.argv[3]))
+        hub_main(Path(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:5])
         return
     ap = argparse.ArgumentParser(description="SIGKILL chaos run of the kiosk outbox and sync.")
     ap.add_argument("--kills", type=int, default=1000)

@@ -13,6 +13,7 @@ shape, too large): 400/413/415 with the protocol's error body.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import zlib
@@ -22,7 +23,7 @@ from datetime import datetime, time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import (
     Column,
     Engine,
@@ -273,14 +274,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
     '(Content-Encoding: gzip). Answer: `{"results": [{"id", "status", "message"?}]}` '
     "with status stored | duplicate | conflict | invalid | forbidden, one per record.",
 )
-async def post_records(request: Request, device: Device) -> JSONResponse:
+async def post_records(request: Request, device: Device) -> Response:
     hub = services(request)
     try:
         body = await _read_body(request, MAX_BODY_BYTES)
     except _BadBatch as exc:
         return _error(exc.status, exc.code, exc.message)
 
-    def work() -> JSONResponse:
+    def work() -> Response:
         try:
             items = parse_batch(body, request.headers.get("content-encoding"))
         except _BadBatch as exc:
@@ -288,7 +289,15 @@ async def post_records(request: Request, device: Device) -> JSONResponse:
         engine = hub.store.engine
         lookup = _memo(lambda canonical: known_questionnaire(engine, canonical))
         results = store_records(engine, device, items, now=hub.clock(), lookup=lookup)
-        return JSONResponse({"results": [r.to_json() for r in results]})
+        answer = json.dumps({"results": [r.to_json() for r in results]}, separators=(",", ":"))
+        if "gzip" in request.headers.get("accept-encoding", "") and len(answer) > 1024:
+            # Rural links are slow both ways; the per-record answers compress ~5x.
+            return Response(
+                gzip.compress(answer.encode(), compresslevel=6),
+                media_type="application/json",
+                headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
+            )
+        return Response(answer, media_type="application/json")
 
     return await run_in_threadpool(work)
 

@@ -291,19 +291,14 @@ class Outbox:
 
     def add(self, record: Record, *, now: float) -> None:
         """Store the record and its outbox entry in one transaction (both or neither)."""
-        content = record.content().decode()
+        self.add_many([record], now=now)
+
+    def add_many(self, records: Iterable[Record], *, now: float) -> None:
+        """Store several records (e.g. a peripheral's saved readings) in one transaction."""
         try:
             with self._write() as db:
-                db.execute(
-                    "INSERT INTO records (id, patient_id, kind, recorded_at, content) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [record.id, record.patient_id, record.kind.value, record.recorded_at, content],
-                )
-                db.execute(
-                    "INSERT INTO outbox (record_id, patient_id, status, size, attempts, "
-                    "next_try_at, created_at) VALUES (?, ?, 'pending', ?, 0, 0, ?)",
-                    [record.id, record.patient_id, len(content), now],
-                )
+                for record in records:
+                    self._insert(db, record, now)
         except sqlite3.IntegrityError:
             raise DeviceFault("a record with this id is already in the outbox") from None
         except sqlite3.DatabaseError as exc:
@@ -311,6 +306,20 @@ class Outbox:
                 f"could not save to the outbox ({type(exc).__name__}); restart the kiosk so "
                 "the outbox can recover"
             ) from None
+
+    @staticmethod
+    def _insert(db: sqlite_utils.Database, record: Record, now: float) -> None:
+        content = record.content().decode()
+        db.execute(
+            "INSERT INTO records (id, patient_id, kind, recorded_at, content) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [record.id, record.patient_id, record.kind.value, record.recorded_at, content],
+        )
+        db.execute(
+            "INSERT INTO outbox (record_id, patient_id, status, size, attempts, "
+            "next_try_at, created_at) VALUES (?, ?, 'pending', ?, 0, 0, ?)",
+            [record.id, record.patient_id, len(content), now],
+        )
 
     def faults_to_records(self, patient_id: str, now: float) -> list[Record]:
         """Turn faults noted at open into device_fault records, in the same transaction that
@@ -325,17 +334,7 @@ class Outbox:
                     patient_id=patient_id,
                     now=datetime.fromtimestamp(row["at"], UTC),
                 )
-                content = record.content().decode()
-                db.execute(
-                    "INSERT INTO records (id, patient_id, kind, recorded_at, content) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [record.id, patient_id, record.kind.value, record.recorded_at, content],
-                )
-                db.execute(
-                    "INSERT INTO outbox (record_id, patient_id, status, size, attempts, "
-                    "next_try_at, created_at) VALUES (?, ?, 'pending', ?, 0, 0, ?)",
-                    [record.id, patient_id, len(content), now],
-                )
+                self._insert(db, record, now)
                 db.execute("DELETE FROM faults WHERE id = ?", [row["id"]])
                 made.append(record)
         return made

@@ -128,6 +128,13 @@ class KioskCore:
         }
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()  # leave nothing half-started (device, link, socket)
+            raise
+
+    async def _start(self) -> None:
         self._loop = asyncio.get_running_loop()
         if self.device is None:
             self.device = open_device(self.device_config, loop=self._loop)

@@ -155,9 +155,16 @@ class HubLink:
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name="hub-link")
 
-    async def stop(self) -> None:
+    async def stop(self, flush_s: float = 1.0) -> None:
+        """Stop for good; first give messages already queued (a hangup) `flush_s` to go out."""
         self._stopping = True
         self._wake.set()
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._outbox.join(), flush_s)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), flush_s)
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -283,7 +290,11 @@ class HubLink:
     @staticmethod
     async def _write(ws: ClientConnection, outbox: asyncio.Queue[str]) -> None:
         while True:
-            await ws.send(await outbox.get())
+            data = await outbox.get()
+            try:
+                await ws.send(data)
+            finally:
+                outbox.task_done()
 
 
 def _raise_if_refused(code: int | None, reason: str) -> None:

@@ -92,3 +92,19 @@ async def test_call_both_ways_then_each_side_hangs_up(
         )
     finally:
         await core.stop()
+
+
+async def test_stopping_the_kiosk_mid_call_hangs_up_cleanly(
+    hub: Hub, kiosk_config: KioskConfig, clinician: Clinician
+) -> None:
+    save_credential(kiosk_config.data_dir, hub.credential())
+    core = KioskCore(kiosk_config)
+    await core.start()
+    try:
+        await wait_until(lambda: core.view.state == KioskState.IDLE, 10, "idle")
+        call_id = await join(core, clinician)
+        await media_both_ways(core, clinician, frames=5)
+    finally:
+        await core.stop()
+    ended = await clinician.wait_for(lambda m: m["type"] == "ended")
+    assert ended == {"type": "ended", "call_id": call_id, "reason": "patient_ended"}

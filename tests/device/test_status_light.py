@@ -10,8 +10,10 @@ from porchlight.device.config import DeviceConfig
 from porchlight.device.light import PATTERNS, StatusLight
 from porchlight.errors import BadInput
 
-# Timing slack for gpiozero's background threads on a busy CI machine.
-TOLERANCE_S = 0.1
+# Timing slack for gpiozero's background threads on a busy CI machine. Fades get more: gpiozero
+# steps them with one wait per 40 ms step, so under load the lateness adds up over a fade.
+TOLERANCE_S = 0.15
+FADE_TOLERANCE_S = 0.3
 
 
 def light_on(pin: int, pin_factory) -> StatusLight:
@@ -87,7 +89,8 @@ def test_every_pattern_drives_its_pin_as_the_pattern_says(pin_factory):
         assert max(v for _, v in changes) > 0.95
         assert len({round(v, 2) for _, v in changes}) > 20  # many steps, not on/off
         for t, v in changes:
-            near = [pattern.level_at(t + d / 100) for d in range(-10, 11)]
+            steps = int(FADE_TOLERANCE_S * 100)
+            near = [pattern.level_at(t + d / 100) for d in range(-steps, steps + 1)]
             assert min(abs(v - x) for x in near) < 0.03, (t, v)
     finally:
         for light in lights.values():

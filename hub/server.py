@@ -122,16 +122,19 @@ class HubServer:
             ) from None
         self._socket = sock
         self.port = sock.getsockname()[1]
-        self.store = Store.open(self.config.resolved_database_url())
-        self.app = create_app(self.config, store=self.store, clock=self._clock)
-        self._server = uvicorn.Server(
-            _uvicorn_config(self.app, self.config, log_level=self._log_level)
-        )
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="porchlight-hub", daemon=True
-        )
-        self._thread.start()
         try:
+            self.store = Store.open(self.config.resolved_database_url())
+            self.app = create_app(self.config, store=self.store, clock=self._clock)
+            self._server = uvicorn.Server(
+                _uvicorn_config(self.app, self.config, log_level=self._log_level)
+            )
+            self._thread = threading.Thread(
+                target=self._server.run,
+                kwargs={"sockets": [sock]},
+                name="porchlight-hub",
+                daemon=True,
+            )
+            self._thread.start()
             self._wait_healthy()
         except BaseException:
             self.stop()

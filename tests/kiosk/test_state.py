@@ -330,3 +330,15 @@ def test_time_going_backwards_is_ignored(d: Driver) -> None:
     d.press()
     d.machine.handle(m.Tick(), d.now - 50)
     assert d.state == S.JOINING
+
+
+def test_press_held_through_joining_into_waiting_does_not_leave_but_a_new_hold_does(
+    d: Driver,
+) -> None:
+    d(m.ButtonPressed())
+    d(m.WaitingConfirmed("2024-05-01T10:00:00Z"), after=3.0)
+    assert d.state == S.WAITING  # the joining press was used; holding on must not leave
+    d(m.ButtonReleased(3.0))
+    out = d.hold(2.1)
+    assert m.SendLeave() in out
+    assert d.state == S.IDLE

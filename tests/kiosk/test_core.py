@@ -8,6 +8,7 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator
 
+from porchlight.clinician_peer import ClinicianPeer
 from porchlight.device.sim_control import sim_request
 from porchlight.kiosk.config import KioskConfig
 from porchlight.kiosk.core import KioskCore
@@ -15,7 +16,7 @@ from porchlight.kiosk.credential import DeviceCredential, save_credential
 from porchlight.kiosk.runner import run_kiosk
 from porchlight.kiosk.view import KioskState, KioskView
 
-from .conftest import Clinician, Hub, wait_until
+from .conftest import Hub, clinician_for, listed, wait_until
 
 
 @contextlib.asynccontextmanager
@@ -40,7 +41,7 @@ async def until_state(core: KioskCore, state: KioskState, timeout: float = 10) -
 
 
 async def test_press_joins_the_waiting_room_with_instant_feedback(
-    hub: Hub, kiosk_config: KioskConfig, clinician: Clinician
+    hub: Hub, kiosk_config: KioskConfig, clinician: ClinicianPeer
 ) -> None:
     async with running(kiosk_config, hub.credential()) as core:
         await until_state(core, KioskState.IDLE)
@@ -59,7 +60,7 @@ async def test_press_joins_the_waiting_room_with_instant_feedback(
 
         await until_state(core, KioskState.WAITING, timeout=1.0)
         assert time.monotonic() - pressed_at < 1.0
-        await clinician.patient_listed("waiting", online=True)
+        await listed(clinician, hub.seed.patient_id, online=True)
         assert core.device.light.pattern == "slow_blink"
         await wait_until(
             lambda: "Your nurse knows you are waiting." in speaker.said, 2, "the spoken prompt"
@@ -101,13 +102,9 @@ async def test_hub_restart_puts_the_waiting_patient_back_in_the_room(
         await until_state(core, KioskState.WAITING, timeout=10)
         assert core.status()["hub_connected"]
         # The clinician (a fresh page after the restart) sees them, with their original time.
-        page = Clinician(hub)
-        await page.open()
-        try:
-            row = await page.patient_listed("waiting", online=True)
+        async with clinician_for(hub) as page:
+            row = await listed(page, hub.seed.patient_id, online=True)
             assert row["since"] == since
-        finally:
-            await page.close()
 
 
 async def test_missing_credential_means_needs_setup_and_no_link(kiosk_config: KioskConfig) -> None:

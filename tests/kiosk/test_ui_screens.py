@@ -6,6 +6,7 @@ Set PORCHLIGHT_SCREENSHOT_DIR=docs/screenshots to refresh the committed screensh
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 from contextlib import contextmanager
@@ -166,12 +167,30 @@ def test_the_ui_says_it_is_ready_once_and_lets_go_of_the_core():
 @pytest.mark.parametrize("link", ["good", "fair", "poor", "none"])
 def test_link_bars_follow_the_view(link):
     with showing("waiting") as (_app, core, root):
-        core.machine.view = core.view.__class__(**{**core.view.__dict__, "link": link})
+        core.machine.view = dataclasses.replace(core.view, link=link)  # as the hub link reports
         core.feed()
         pump(1)
         bars = root.message.sim.bars
         assert bars.link == link
         assert bars.filled == {"good": 3, "fair": 2, "poor": 1, "none": 0}[link]
+
+
+def test_an_inactive_button_is_outlined_and_still_answers():
+    # The machine today hides a button it does not want pressed; a view may also show one
+    # greyed out. It must stay readable (7:1), differ by shape (outline, no fill) and still
+    # pass presses to the core, which gives the beep and the words.
+    with showing("offline") as (app, core, root):
+        core.machine.view = dataclasses.replace(core.view, button_enabled=False)
+        core.feed()
+        pump(1)
+        button = app.button
+        assert button.shown and not button.enabled
+        assert tuple(button.fill_color) == theme.rgba(theme.SCREEN)
+        check_readable(root)
+        touch = UnitTestTouch(*button.to_window(*button.center))
+        touch.touch_down()
+        touch.touch_up()
+        assert core.calls[-2:] == ["down", "up"]
 
 
 def test_simulation_aids_only_when_simulated():

@@ -226,8 +226,8 @@ def check_vitals(values: Mapping[str, Any]) -> list[Finding]:
         and values["diastolic"] >= values["systolic"]
     ):
         text = (
-            "Blood pressure: the bottom number (diastolic) must be lower than the top "
-            "number (systolic). Please check both numbers."
+            "Blood pressure: the bottom number must be lower than the top number. "
+            "Please check both."
         )
         findings.append(Finding("diastolic", Level.REFUSED, text, reason=text))
     return findings

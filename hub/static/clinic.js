@@ -17,7 +17,10 @@ const state = {
   iceServers: [],
   call: null, // {callId, patientId, name, pc, localStream, ended}
   admitting: null, // patient id we asked to admit, until the hub answers
+  today: {}, // patient id -> {summary, fetchedAt}: today's check-in answers and vitals
 };
+
+const TODAY_REFRESH_MS = 20000;
 
 // ---------------------------------------------------------------- HTTP
 
@@ -271,7 +274,7 @@ function renderWaitingRoom() {
         badge.dataset.kind = "waiting";
         badge.textContent = "Waiting";
       }
-      info.append(name, meta, badge);
+      info.append(name, meta, badge, renderCheckin(patient.patient_id));
       row.append(info);
 
       if (patient.state === "waiting") {
@@ -289,6 +292,99 @@ function renderWaitingRoom() {
       return row;
     }),
   );
+}
+
+// ---------------------------------------------------------------- today's check-in (rooming)
+
+function fetchToday(patientId, force = false) {
+  const known = state.today[patientId];
+  if (!force && known && (known.loading || Date.now() - known.fetchedAt < TODAY_REFRESH_MS)) return;
+  state.today[patientId] = { ...(known || {}), loading: true, fetchedAt: Date.now() };
+  api(`/api/patients/${encodeURIComponent(patientId)}/today`)
+    .then((reply) => {
+      state.today[patientId] = { summary: reply.ok ? reply.body : null, fetchedAt: Date.now() };
+      renderWaitingRoom();
+    })
+    .catch(() => {
+      state.today[patientId] = { summary: null, fetchedAt: Date.now() };
+    });
+}
+
+function refreshToday() {
+  for (const patient of state.patients) fetchToday(patient.patient_id, true);
+}
+
+function flagged(element, isFlagged, mark = " ⚑ check") {
+  // A flag is a word and a mark, not only a colour.
+  element.dataset.flag = String(isFlagged);
+  if (isFlagged) {
+    element.textContent += mark;
+    element.style.fontWeight = "700";
+    element.style.color = "var(--warn)";
+  }
+  return element;
+}
+
+function renderCheckin(patientId) {
+  fetchToday(patientId);
+  const box = document.createElement("div");
+  box.className = "patient-meta";
+  box.dataset.testid = `checkin-${patientId}`;
+  const summary = state.today[patientId] && state.today[patientId].summary;
+  if (!summary) {
+    box.textContent = "Checking for today's check-in…";
+    return box;
+  }
+  if (!summary.vitals.length && !summary.answers.length) {
+    box.dataset.empty = "true";
+    box.textContent = "No check-in today";
+    return box;
+  }
+  const head = document.createElement("div");
+  head.dataset.testid = "checkin-flag-count";
+  head.dataset.count = String(summary.flag_count);
+  head.textContent =
+    summary.flag_count === 0
+      ? "Today's check-in: nothing flagged"
+      : `Today's check-in: ⚑ ${summary.flag_count} to check`;
+  flagged(head, summary.flag_count > 0, "");
+  box.append(head);
+  const latestVitals = summary.vitals[summary.vitals.length - 1];
+  if (latestVitals) {
+    const line = document.createElement("div");
+    line.dataset.testid = "checkin-vitals";
+    for (const reading of latestVitals.readings) {
+      const item = document.createElement("span");
+      item.dataset.testid = `vital-${reading.key}`;
+      item.textContent = `${reading.label} ${reading.value}${reading.unit === "%" ? "" : " "}${reading.unit}`;
+      flagged(item, reading.flag);
+      item.style.marginRight = "1rem";
+      item.style.display = "inline-block"; // one reading never breaks across lines
+      line.append(item);
+    }
+    box.append(line);
+  }
+  const latestAnswers = summary.answers[summary.answers.length - 1];
+  if (latestAnswers) {
+    const list = document.createElement("ul");
+    list.dataset.testid = "checkin-answers";
+    list.style.margin = "0.25rem 0 0";
+    list.style.paddingLeft = "1.2rem";
+    for (const answer of latestAnswers.items) {
+      const item = document.createElement("li");
+      item.dataset.testid = `answer-${answer.link_id}`;
+      item.textContent = `${answer.text} ${answer.shown}`;
+      list.append(flagged(item, answer.flag));
+    }
+    box.append(list);
+  }
+  if (summary.conflicts) {
+    const warn = document.createElement("div");
+    warn.dataset.testid = "checkin-conflicts";
+    warn.textContent = `${summary.conflicts} record(s) arrived twice with different content: ask support`;
+    box.append(flagged(warn, true));
+  }
+  return box;
 }
 
 function refreshWaitedTimes() {
@@ -492,6 +588,7 @@ async function boot() {
   $("close-call").addEventListener("click", onCloseCall);
   $("notice-close").addEventListener("click", hideNotice);
   setInterval(refreshWaitedTimes, 15000);
+  setInterval(refreshToday, TODAY_REFRESH_MS);
   try {
     const me = await api("/api/me");
     if (me.ok) {

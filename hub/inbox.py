@@ -319,7 +319,8 @@ def _memo(fn: Callable[[str], Questionnaire | None]) -> Callable[[str], Question
 
 def _vital_rows(values: dict[str, Any], flags: list[str]) -> list[dict[str, Any]]:
     rows = []
-    for key, value in values.items():
+    for key in [k for k in VITALS if k in values]:  # the usual order, not the stored one
+        value = values[key]
         item = VITALS[key].item
         rows.append(
             {
@@ -338,7 +339,9 @@ def _answer_rows(
     answers: dict[str, Any], flags: list[str], questionnaire: Questionnaire | None
 ) -> list[dict[str, Any]]:
     rows = []
-    for link_id, value in answers.items():
+    order = [i.link_id for i in questionnaire.items] if questionnaire else sorted(answers)
+    for link_id in [k for k in order if k in answers]:  # the questionnaire's order
+        value = answers[link_id]
         text, shown = link_id, value
         if questionnaire is not None:
             item = questionnaire.item(link_id)

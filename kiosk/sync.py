@@ -19,12 +19,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
 
-from porchlight.kiosk.outbox import Outbox
+from porchlight.config import load as load_config
+from porchlight.kiosk.outbox import OUTBOX_FILE, Outbox, OutboxConfig
 from porchlight.kiosk.questionnaire import Questionnaire, default_checkin
+from porchlight.kiosk.records import Record
 from porchlight.kiosk.sync_policy import (
     Action,
     Entry,
@@ -307,3 +310,48 @@ def current_questionnaire(outbox: Outbox) -> Questionnaire:
         with contextlib.suppress(ValueError):
             return Questionnaire.from_fhir(json.loads(raw))
     return default_checkin()
+
+
+class KioskRecords:
+    """The outbox and its sync worker as the kiosk uses them: save, wait for the hub, kick.
+
+    `open_records()` makes one; `close()` stops the worker and closes the outbox. Blocking
+    calls (all but `kick`) belong on a worker thread, not the event loop."""
+
+    def __init__(self, outbox: Outbox, worker: SyncWorker, patient_id: str) -> None:
+        self.outbox, self.worker, self.patient_id = outbox, worker, patient_id
+
+    def save(self, records: list[Record]) -> None:
+        self.outbox.add_many(records, now=time.time())
+        self.worker.kick()
+
+    def wait_sent(self, record_ids: list[str], timeout: float) -> bool:
+        return self.worker.wait_acked(record_ids, timeout)
+
+    def questionnaire(self) -> Questionnaire:
+        return current_questionnaire(self.outbox)
+
+    def kick(self) -> None:
+        self.worker.kick()
+
+    def close(self) -> None:
+        self.worker.stop()
+        self.outbox.close()
+
+
+def open_records(data_dir: Path, hub_url: str, token: str, patient_id: str) -> KioskRecords:
+    """Open `<data_dir>/outbox.db` (resuming entries left in flight) and start syncing.
+
+    Settings: [outbox] / PORCHLIGHT_OUTBOX_* and [sync] / PORCHLIGHT_SYNC_*. A bad outbox
+    file is moved aside inside Outbox.open, so this does not fail on one."""
+    outbox_config = load_config(OutboxConfig, "outbox", path=Path(data_dir) / OUTBOX_FILE)
+    outbox = Outbox.open(outbox_config, now=time.time(), resume=True)
+    worker = SyncWorker(
+        outbox,
+        hub_url=hub_url,
+        token=token,
+        patient_id=patient_id,
+        config=load_config(SyncConfig, "sync"),
+    )
+    worker.start()
+    return KioskRecords(outbox, worker, patient_id)

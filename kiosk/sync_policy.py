@@ -31,8 +31,9 @@ class SyncPolicyConfig:
     backoff_factor: float = 2.0
     backoff_cap_s: float = 300.0
     probe_interval_s: float = 1.0
-    # An idle worker still wakes this often (for retries that fall due, and purges).
-    idle_wake_s: float = 30.0
+    # An idle worker still wakes this often: for retries that fall due, purges, and records
+    # another process (`porchlight outbox add`) put in the outbox.
+    idle_wake_s: float = 5.0
 
 
 def backoff_delay(attempt: int, rand: float, cfg: SyncPolicyConfig) -> float:

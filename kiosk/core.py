@@ -23,6 +23,7 @@ from porchlight.kiosk.call import CallCounters, CallSession
 from porchlight.kiosk.config import KioskConfig
 from porchlight.kiosk.credential import DeviceCredential, load_credential
 from porchlight.kiosk.hub_link import HubLink, LinkDown, LinkEvent, LinkRefused, LinkTimings, LinkUp
+from porchlight.kiosk.sync import KioskRecords, open_records
 from porchlight.kiosk.view import KioskView, LatestFrame
 from porchlight.protocol import DeviceSays, HubToDevice
 
@@ -77,6 +78,8 @@ class KioskCore:
         self._sim: SimControl | None = None
         self.last_error = ""
         self.ui_ready = asyncio.Event()
+        # The outbox + sync worker (check-in answers, vitals); None if not enrolled.
+        self.records: KioskRecords | None = None
 
     # ------------------------------------------------------------ public API
 
@@ -150,6 +153,7 @@ class KioskCore:
             log.error("%s", exc)
             self._handle(sm.NeedsSetup())
         else:
+            await self._open_records(credential)
             self._link = HubLink(
                 self.config.hub_url or credential.hub_url,
                 credential.token,
@@ -165,6 +169,21 @@ class KioskCore:
             sim_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._sim = SimControl(sim_path, self.sim_handlers())
             await self._sim.start()
+
+    async def _open_records(self, credential: DeviceCredential) -> None:
+        """Open the outbox and start syncing, off the loop. A failure only turns check-ins
+        off: the call must work whatever happened to local storage."""
+        hub_url = self.config.hub_url or credential.hub_url
+        try:
+            self.records = await asyncio.to_thread(
+                open_records,
+                self.config.data_dir,
+                hub_url,
+                credential.token,
+                credential.patient_id,
+            )
+        except Exception as exc:
+            log.error("the outbox could not be opened (%s); check-ins are off", type(exc).__name__)
 
     def sim_handlers(self) -> dict[str, Callable[..., Awaitable[Any]]]:
         """Commands of the simulated device's control socket (porchlight.device.sim_control)."""
@@ -211,6 +230,9 @@ class KioskCore:
             if self._call is not None and self._link.connected:
                 self._link.send({"type": DeviceSays.HANGUP, "call_id": self._call.call_id})
             await self._link.stop()
+        if self.records is not None:
+            await asyncio.to_thread(self.records.close)
+            self.records = None
         await self._detach_call()
         for task in list(self._tasks):
             task.cancel()
@@ -242,6 +264,8 @@ class KioskCore:
         match event:
             case LinkUp():
                 self.last_error = ""
+                if self.records is not None:
+                    self.records.kick()  # the hub is back: send what waited, now
                 self._handle(sm.HubConnected())
             case LinkDown():
                 self._handle(sm.HubLost())

@@ -511,14 +511,14 @@ class KioskMachine:
         elif st == S.JOINING:
             words = ("Calling your nurse…", "Please wait", "", False)
         elif st == S.WAITING:
-            words = (WAITING_HEADLINE, LEAVE_HINT, "Leave", True)
+            words = (WAITING_HEADLINE, LEAVE_HINT, "Hold to leave", True)
         elif st == S.IN_CALL:
             if self.media_up:
-                words = ("You are talking to your nurse", END_HINT, "End call", True)
+                words = ("You are talking to your nurse", END_HINT, "Hold to end call", True)
                 show_video = True
                 link = "good"
             else:
-                words = ("Your nurse is joining…", END_HINT, "End call", True)
+                words = ("Your nurse is joining…", END_HINT, "Hold to end call", True)
         else:  # ENDING
             words = (LOST_HEADLINE if self.call_lost else ENDED_HEADLINE, "", "", False)
         headline, detail, label, enabled = words

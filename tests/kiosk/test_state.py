@@ -101,7 +101,7 @@ def test_joining_becomes_waiting_when_hub_confirms(d: Driver) -> None:
     assert d.state == S.WAITING
     assert d.view.headline == "Your nurse knows you are waiting"
     assert d.view.detail == "To leave, hold the button for 2 seconds"
-    assert d.view.button_label == "Leave"
+    assert d.view.button_label == "Hold to leave"
     assert says(out) == ["Your nurse knows you are waiting."]
     assert m.SetLight("slow_blink") in out
 
@@ -191,7 +191,7 @@ def test_admitted_starts_call_offer_answer_and_video(waiting: Driver) -> None:
     assert m.StartCall("c1", ice) in out
     assert waiting.state == S.IN_CALL
     assert waiting.view.show_video is False
-    assert waiting.view.button_label == "End call"
+    assert waiting.view.button_label == "Hold to end call"
     assert says(out) == ["Your nurse is here."]
     assert m.SetLight("breathing") in out
     assert waiting(m.OfferReady("c1", "v=0 offer")) == [m.SendOffer("c1", "v=0 offer")]

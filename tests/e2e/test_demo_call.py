@@ -20,22 +20,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from porchlight import chromium
 from porchlight.device.sim_control import sim_request
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -116,7 +104,7 @@ def test_patient_presses_clinician_admits_video_both_ways_then_end(tmp_path, por
 
         with sync_playwright() as pw:
             # Playwright gives every launch a fresh, temporary profile.
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = chromium.launch(pw)
             page = browser.new_page()
             page.goto(url)
             page.get_by_test_id("login-username").fill(username)

@@ -26,6 +26,7 @@ from kivy.uix.boxlayout import BoxLayout
 
 from porchlight.errors import DeviceFault
 from porchlight.kiosk import ui_theme as theme
+from porchlight.kiosk.outbox import new_record_id
 from porchlight.kiosk.questionnaire import Finding, Item, ItemType, Level, Questionnaire, Walk
 from porchlight.kiosk.records import VITALS, Record, answers_record, check_vitals, vitals_record
 from porchlight.kiosk.widgets import Backdrop, BigButton
@@ -352,3 +353,88 @@ class CheckinValue(Backdrop):
 
 def _step_text(item: Item, step: float) -> str:
     return f"{round(step, item.decimals):g}"
+
+
+class CheckinOffer:
+    """Offers the check-in while the patient waits, and runs it on a screen of its own.
+
+    The patient joins the waiting room first (at once, with the one button); then, on the
+    waiting screen, "Answer today's questions" starts the check-in. The clinician sees the
+    answers in the waiting room as soon as they arrive. Being admitted ends the check-in
+    (the call matters more); a finished check-in is not offered again in the same wait.
+
+    Wiring (kiosk/app.py): build `CheckinOffer(root, core)` once; in every redraw call
+    `offer.update(view)` and show `offer.screen(view)` unless the view shows video.
+    `core.records` (porchlight.kiosk.sync.KioskRecords) is None when there is no outbox:
+    then nothing is offered.
+    """
+
+    SCREEN = "checkin"
+
+    def __init__(self, root: Any, core: Any) -> None:
+        from kivy.uix.screenmanager import Screen
+
+        load_layouts()
+        self._root, self._core = root, core
+        self._screen = Screen(name=self.SCREEN)
+        root.add_widget(self._screen)
+        self.button = CheckinButton(
+            text="Answer today's questions",
+            intent=theme.NEUTRAL,
+            size_hint_y=None,
+            height=110,
+        )
+        self.button.bind(on_tap=lambda *_: self.start())
+        self.flow: CheckinFlow | None = None
+        self._done_this_wait = False
+        self._waiting = False
+
+    def _records(self) -> Any:
+        return getattr(self._core, "records", None)
+
+    def update(self, view: Any) -> None:
+        from porchlight.kiosk.view import KioskState
+
+        waiting = view.state == KioskState.WAITING and not view.show_video
+        if not waiting:
+            self._done_this_wait = False
+            self._drop_flow()
+        self._waiting = waiting
+        offer = waiting and self.flow is None and not self._done_this_wait
+        offer = offer and self._records() is not None
+        panel = self._root.message
+        if offer and self.button.parent is None:
+            panel.add_widget(self.button, index=1)  # between the words and the big button
+        elif not offer and self.button.parent is not None:
+            self.button.parent.remove_widget(self.button)
+
+    def screen(self, view: Any) -> str:
+        """The screen to show for this view when it shows no video."""
+        return self.SCREEN if self.flow is not None and self._waiting else "message"
+
+    def start(self) -> None:
+        records = self._records()
+        if records is None or self.flow is not None:
+            return
+        self.flow = CheckinFlow(
+            records.questionnaire(),
+            patient_id=records.patient_id,
+            new_id=new_record_id,
+            save=records.save,
+            wait_sent=records.wait_sent,
+            on_done=self.finish,
+        )
+        self._screen.add_widget(self.flow)
+        if self.button.parent is not None:
+            self.button.parent.remove_widget(self.button)
+        self._root.current = self.SCREEN
+
+    def finish(self) -> None:
+        self._done_this_wait = True
+        self._drop_flow()
+        self._root.current = "message"
+
+    def _drop_flow(self) -> None:
+        if self.flow is not None:
+            self._screen.remove_widget(self.flow)
+            self.flow = None

@@ -22,6 +22,7 @@ from porchlight.kiosk.questionnaire import default_checkin
 from porchlight.kiosk.sync import SyncConfig, SyncWorker
 from porchlight.kiosk.ui_checkin import SAVED, SENT, CheckinButton, CheckinFlow
 from porchlight.kiosk.ui_contrast import contrast_ratio
+from porchlight.kiosk.widgets import BigButton
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -52,7 +53,7 @@ def check_readable(flow) -> None:
     for w in flow.walk():
         if not isinstance(w, Label) or not w.text or w.opacity == 0:
             continue
-        if isinstance(w, CheckinButton):
+        if isinstance(w, BigButton):  # CheckinButton, and the kiosk's own big button
             if not w.shown:
                 continue
             assert w.font_size >= theme.BUTTON_MIN_PX, w.text
@@ -226,3 +227,53 @@ def test_every_vital_value_fits_on_one_line(hub, kiosk):
             tap(flow, "It is right")
         if flow.walker.finished:
             break
+
+
+def test_the_waiting_screen_offers_the_checkin_and_returns_after_it(hub, proxy, tmp_path):
+    """KioskApp with the real state machine in the waiting room and a real outbox + worker:
+    the offer appears, the check-in runs on its own screen, and the waiting screen comes
+    back; being admitted or leaving takes the offer away."""
+    from kiosk.ui_support import core_at  # tests/kiosk/ui_support.py: the real machine
+
+    from porchlight.kiosk import state as sm
+    from porchlight.kiosk.app import KioskApp
+    from porchlight.kiosk.sync import open_records
+
+    records = open_records(tmp_path, proxy.url, hub.token, hub.patient_id)
+    core = core_at("waiting")
+    core.records = records
+    app = KioskApp(core)
+    EventLoop.ensure_window()
+    for child in list(Window.children):
+        Window.remove_widget(child)
+    root = app.build()
+    Window.add_widget(root)
+    try:
+        pump()
+        assert root.current == "message"
+        assert app.checkin.button.parent == root.message  # a weak proxy: compare, not `is`
+        shot(root, "0-offer-while-waiting")
+        tap(root, "Answer today's questions")
+        assert root.current == "checkin" and app.checkin.flow is not None
+        flow = app.checkin.flow
+        for text in ("Better than usual", "No", "Yes", "Well"):
+            tap(flow, text)
+        for _ in range(3):
+            tap(flow, "Skip")
+        assert wait_outcome(flow) == SENT
+        tap(flow, "Done")
+        assert root.current == "message" and app.checkin.flow is None
+        assert app.checkin.button.parent is None  # done for this wait
+        # A new wait offers it again; being admitted takes the offer away.
+        core.feed(sm.ButtonPressed(), sm.ButtonReleased(5.0))  # hold: leave the room
+        pump()
+        core.feed(sm.ButtonPressed(), sm.ButtonReleased(), sm.WaitingConfirmed())
+        pump()
+        assert app.checkin.button.parent == root.message
+        core.feed(sm.Admitted("call-2"))
+        pump()
+        assert app.checkin.button.parent is None and root.current != "checkin"
+    finally:
+        app.close()
+        Window.remove_widget(root)
+        records.close()

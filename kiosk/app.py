@@ -29,6 +29,7 @@ from kivy.lang import Builder
 from porchlight.device.light_patterns import PATTERNS
 from porchlight.kiosk import ui_theme as theme
 from porchlight.kiosk.state import Timings
+from porchlight.kiosk.ui_checkin import CheckinOffer
 from porchlight.kiosk.ui_config import UiConfig
 from porchlight.kiosk.ui_press import HOLD_TO_LEAVE_STATES, HoldMeter, PressGate
 from porchlight.kiosk.view import LINK_LEVELS, FrameSource, KioskState, KioskView
@@ -134,6 +135,8 @@ class KioskApp(App):
         load_layout()
         root = KioskRoot()
         self._root = root
+        # The check-in, offered on the waiting screen when the kiosk keeps an outbox.
+        self.checkin = CheckinOffer(root, self.core)
         for button in self.buttons:
             button.bind(on_press_down=self._on_press_down, on_press_up=self._on_press_up)
         Window.bind(
@@ -225,7 +228,8 @@ class KioskApp(App):
         if self._root is None:
             return
         v, root = self._view, self._root
-        root.current = "call" if v.show_video else "message"
+        self.checkin.update(v)
+        root.current = "call" if v.show_video else self.checkin.screen(v)
         panel = root.message
         panel.headline.text = v.headline
         panel.detail.text = v.detail

@@ -78,6 +78,14 @@ class DeviceMe(BaseModel):
 
 _UNAUTHORISED = {401: {"model": ErrorBody, "description": "missing or bad credential"}}
 _FORBIDDEN = {403: {"model": ErrorBody, "description": "this role may not do that"}}
+_THROTTLED = {429: {"model": ErrorBody, "description": "too many failed attempts; see Retry-After"}}
+_INVALID = {422: {"model": ErrorBody, "description": "the request body is not valid"}}
+
+
+def client_source(request: Request) -> str:
+    """Who is asking, for throttling: the peer address (the hub's own proxy, if any, is
+    trusted to be the only peer; see docs/threat-model.md)."""
+    return request.client.host if request.client else "unknown"
 
 
 @router.get("/healthz", response_model=Health, tags=["ops"])
@@ -85,8 +93,14 @@ async def healthz() -> Health:
     return Health(ok=True, version=porchlight.__version__)
 
 
-@router.post("/api/login", response_model=Me, responses=_UNAUTHORISED, tags=["people"])
+@router.post(
+    "/api/login",
+    response_model=Me,
+    responses={**_UNAUTHORISED, **_THROTTLED, **_INVALID},
+    tags=["people"],
+)
 def login(body: LoginRequest, request: Request, response: Response) -> Me:
+    """Log in. Wrong passwords are limited per username and per source address (429)."""
     # Sync on purpose: argon2 is slow CPU work; FastAPI runs this in its threadpool.
     hub = services(request)
     token, person = auth.login(
@@ -95,6 +109,8 @@ def login(body: LoginRequest, request: Request, response: Response) -> Me:
         body.password,
         now=hub.clock(),
         ttl_s=hub.config.session_ttl_s,
+        guard=hub.guards.login,
+        source=client_source(request),
     )
     response.set_cookie(
         SESSION_COOKIE,
@@ -132,9 +148,10 @@ async def me(person: Annotated[PersonIdentity, Depends(require_person())]) -> Me
 )
 async def waiting_room(
     request: Request,
-    _person: Annotated[PersonIdentity, Depends(require_person(*CLINICAL_ROLES))],
+    person: Annotated[PersonIdentity, Depends(require_person(*CLINICAL_ROLES))],
 ) -> WaitingRoomOut:
-    rows = services(request).signalling.room.snapshot()
+    """The patients of your care teams who are waiting or in a call."""
+    rows = services(request).signalling.visible_snapshot(person.teams)
     return WaitingRoomOut(patients=[WaitingPatientOut(**m.waiting_room_row(r)) for r in rows])
 
 

@@ -24,6 +24,8 @@ from starlette.concurrency import run_in_threadpool
 from porchlight.errors import BadInput, NotAuthorised
 from porchlight.hub.services import services
 from porchlight.hub.store import Person, Role, Store
+from porchlight.hub.teams import can_see
+from porchlight.hub.throttle import Guard
 from porchlight.protocol import CLOSE_FORBIDDEN, CLOSE_NOT_AUTHORISED, SESSION_COOKIE
 
 # Roles that may see and admit patients in the waiting room.
@@ -42,6 +44,7 @@ class DeviceIdentity:
     device_id: str
     patient_id: str
     display_name: str
+    team_id: str | None = None  # the patient's care team
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class PersonIdentity:
     role: Role
     session_sha256: str
     session_expires: datetime
+    teams: frozenset[str] = frozenset()  # care teams, as of this request or socket
 
 
 # -- secrets ------------------------------------------------------------------------------
@@ -117,29 +121,53 @@ def authenticate_device(store: Store, authorization: str | None, now: datetime) 
     if device.revoked:
         raise NotAuthorised("This device has been withdrawn. Ask the clinic to enrol it again.")
     store.touch_device(device.id, now=now)
-    return DeviceIdentity(device.id, patient.id, patient.display_name)
+    return DeviceIdentity(
+        device.id, patient.id, patient.display_name, store.team_of_patient(patient.id)
+    )
 
 
 # -- people -------------------------------------------------------------------------------
 
 
 def login(
-    store: Store, username: str, password: str, *, now: datetime, ttl_s: float
+    store: Store,
+    username: str,
+    password: str,
+    *,
+    now: datetime,
+    ttl_s: float,
+    guard: Guard | None = None,
+    source: str = "",
 ) -> tuple[str, PersonIdentity]:
-    """Check the password and open a session; returns (session token, identity)."""
+    """Check the password and open a session; returns (session token, identity).
+
+    With a `guard`, too many wrong passwords for this username or from this `source` raise
+    Throttled before the password is even looked at, so a blocked guesser learns nothing.
+    """
+    keys = {"user": username.strip().lower(), "source": source}
+    if guard is not None:
+        guard.check(keys, now)
     person = store.get_person(username)
     if person is None:
         verify_password(_decoy_hash(), password)
+        if guard is not None:
+            guard.failed(keys, now)
         raise NotAuthorised("Wrong username or password. Check both and try again.")
     if not verify_password(person.password_hash, password):
+        if guard is not None:
+            guard.failed(keys, now)
         raise NotAuthorised("Wrong username or password. Check both and try again.")
+    if guard is not None:
+        guard.succeeded(keys)
     if _hasher().check_needs_rehash(person.password_hash):
         store.update_person(username, password_hash=_hasher().hash(password))
     token = new_token()
     session = store.add_session(
         hash_token(token), person.username, now=now, expires=now + timedelta(seconds=ttl_s)
     )
-    return token, _identity(person, session.id_sha256, session.expires)
+    return token, _identity(
+        person, session.id_sha256, session.expires, store.teams_of_person(person.username)
+    )
 
 
 def authenticate_session(store: Store, token: str | None, now: datetime) -> PersonIdentity:
@@ -154,7 +182,9 @@ def authenticate_session(store: Store, token: str | None, now: datetime) -> Pers
     if session.expires <= now:
         store.delete_session(token_hash)
         raise NotAuthorised("Your session has expired. Log in again.")
-    return _identity(person, session.id_sha256, session.expires)
+    return _identity(
+        person, session.id_sha256, session.expires, store.teams_of_person(person.username)
+    )
 
 
 def logout(store: Store, token: str | None) -> str | None:
@@ -175,10 +205,25 @@ def check_role(person: PersonIdentity, roles: Iterable[Role]) -> PersonIdentity:
     return person
 
 
-def _identity(person: Person, session_sha256: str, expires: datetime) -> PersonIdentity:
+def _identity(
+    person: Person, session_sha256: str, expires: datetime, teams: frozenset[str] = frozenset()
+) -> PersonIdentity:
     return PersonIdentity(
-        person.username, person.display_name, person.role, session_sha256, expires
+        person.username, person.display_name, person.role, session_sha256, expires, teams
     )
+
+
+def check_patient_in_teams(store: Store, person: PersonIdentity, patient_id: str) -> None:
+    """Forbidden unless the patient is in one of the person's care teams.
+
+    An unknown patient id passes: the route itself answers "not found" (or an empty search)
+    exactly as before, and ids are random UUIDs, so that tells a guesser nothing useful.
+    """
+    team = store.team_of_patient(patient_id)
+    if team is None and store.get_patient(patient_id) is None:
+        return
+    if not can_see(person.teams, team):
+        raise Forbidden("This patient is not in your care team.")
 
 
 # -- FastAPI dependencies -----------------------------------------------------------------
@@ -200,6 +245,35 @@ def require_person(*roles: Role) -> Callable[[Request], PersonIdentity]:
         return check_role(person, roles)
 
     return dependency
+
+
+def _patient_id_of(request: Request) -> str | None:
+    """The patient a request is about: the `patient_id` path parameter, or FHIR's
+    `?patient=ID` / `?patient=Patient/ID`."""
+    patient_id = request.path_params.get("patient_id")
+    if patient_id is None:
+        value = request.query_params.get("patient", "").strip().removeprefix("Patient/")
+        patient_id = value or None
+    return patient_id
+
+
+def require_patient_access(*roles: Role) -> Callable[[Request], PersonIdentity]:
+    """A dependency for routes about one patient (path `{patient_id}` or FHIR `?patient=`):
+    the logged-in person must hold one of `roles` and be in the patient's care team."""
+
+    def dependency(request: Request) -> PersonIdentity:
+        hub = services(request)
+        person = require_person(*roles)(request)
+        patient_id = _patient_id_of(request)
+        if patient_id is not None and len(patient_id) <= 64:
+            check_patient_in_teams(hub.store, person, patient_id)
+        return person
+
+    return dependency
+
+
+# Clinicians of the patient's care team: for the records, today and FHIR routes.
+require_care_team_clinician = require_patient_access(*CLINICAL_ROLES)
 
 
 def require_clinician_or_device(request: Request) -> DeviceIdentity | PersonIdentity:

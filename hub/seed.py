@@ -69,6 +69,8 @@ def ensure_person(
     if person is None:
         store.add_person(username, display_name, role, auth.hash_password(password), now=_now())
         return
+    if not store.teams_of_person(username):  # an account from before care teams existed
+        store.set_person_teams(username, [store.ensure_default_team(now=_now()).id])
     store.update_person(
         username,
         display_name=display_name,
@@ -88,6 +90,8 @@ def seed_demo(store: Store) -> DemoSeed:
         ensure_person(store, username, display_name, role, DEMO_PASSWORD)
     if store.get_patient(DEMO_PATIENT_ID) is None:
         store.add_patient(DEMO_PATIENT_NAME, now=_now(), patient_id=DEMO_PATIENT_ID)
+    elif store.team_of_patient(DEMO_PATIENT_ID) is None:  # a demo database from before teams
+        store.set_patient_team(DEMO_PATIENT_ID, store.ensure_default_team(now=_now()).id)
     token = auth.new_token()
     if store.get_device(DEMO_DEVICE_ID) is None:
         store.add_device(

@@ -21,12 +21,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import porchlight
 from porchlight.errors import BadInput, NotAuthorised
-from porchlight.hub import api, fhir, inbox, questionnaires, signalling
+from porchlight.hub import (
+    accounts,
+    api,
+    devices,
+    fhir,
+    inbox,
+    nurse,
+    questionnaires,
+    signalling,
+)
 from porchlight.hub.auth import Forbidden
 from porchlight.hub.bus import Bus
 from porchlight.hub.config import HubConfig
 from porchlight.hub.services import Clock, HubServices, utc_now
 from porchlight.hub.store import Store
+from porchlight.hub.throttle import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +93,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotAuthorised)
     async def not_authorised(_request: Request, exc: NotAuthorised) -> Response:
         return error_response(403 if isinstance(exc, Forbidden) else 401, str(exc))
+
+    @app.exception_handler(Throttled)
+    async def throttled(_request: Request, exc: Throttled) -> Response:
+        return error_response(429, str(exc), headers={"Retry-After": exc.retry_after_header})
 
     @app.exception_handler(BadInput)
     async def bad_input(_request: Request, exc: BadInput) -> Response:
@@ -155,6 +169,9 @@ def create_app(
     app.include_router(inbox.router)
     app.include_router(questionnaires.router)
     app.include_router(fhir.router)
+    app.include_router(devices.router)
+    app.include_router(nurse.router)
+    app.include_router(accounts.router)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

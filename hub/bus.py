@@ -22,6 +22,11 @@ def device_topic(patient_id: str) -> str:
     return f"device:{patient_id}"
 
 
+def device_id_topic(device_id: str) -> str:
+    """One enrolled device's socket (to close it when the device is revoked)."""
+    return f"device-id:{device_id}"
+
+
 def clinician_topic(conn_id: str) -> str:
     return f"clinician:{conn_id}"
 

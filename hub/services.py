@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 
 from porchlight.hub.config import HubConfig
+from porchlight.hub.guards import HubGuards
 from porchlight.hub.store import Store
 
 if TYPE_CHECKING:
@@ -28,6 +29,8 @@ class HubServices:
     store: Store
     clock: Clock
     signalling: Signalling
+    # Throttles for wrong passwords and enrolment codes (per hub process).
+    guards: HubGuards = field(default_factory=HubGuards)
 
 
 def services(conn: HTTPConnection) -> HubServices:

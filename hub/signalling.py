@@ -26,18 +26,34 @@ from porchlight.hub.bus import (
     CLINICIANS,
     CLOSE_KEY,
     Bus,
+    Deliver,
     LocalBus,
     Message,
     clinician_topic,
     close_message,
+    device_id_topic,
     device_topic,
     session_topic,
 )
 from porchlight.hub.config import HubConfig
 from porchlight.hub.messages import BadMessage
 from porchlight.hub.services import Clock, services
-from porchlight.hub.waiting_room import Call, CallEnded, PatientState, Refused, WaitingRoom
-from porchlight.protocol import CLINIC_WS_PATH, CLOSE_NOT_AUTHORISED, CLOSE_REPLACED, DEVICE_WS_PATH
+from porchlight.hub.teams import can_see, visible_rows
+from porchlight.hub.waiting_room import (
+    Call,
+    CallEnded,
+    PatientState,
+    Refused,
+    WaitingPatient,
+    WaitingRoom,
+)
+from porchlight.protocol import (
+    CLINIC_WS_PATH,
+    CLOSE_NOT_AUTHORISED,
+    CLOSE_REPLACED,
+    DEVICE_WS_PATH,
+    HubToClinician,
+)
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +161,38 @@ class Signalling:
         self._ice_servers = config.ice_server_dicts()
         # Clinician sockets on this instance, for closing them when their session ends.
         self._clinicians: dict[str, tuple[_Connection, PersonIdentity]] = {}
+        # Each patient's care team, learnt when their kiosk connects: clinicians see only
+        # their teams' patients (every row in the room came from a kiosk that connected).
+        self.patient_teams: dict[str, str | None] = {}
+
+    def visible_snapshot(self, person_teams: frozenset[str]) -> list[WaitingPatient]:
+        """The waiting room as a clinician of `person_teams` may see it."""
+        return [
+            r
+            for r in self.room.snapshot()
+            if can_see(person_teams, self.patient_teams.get(r.patient_id))
+        ]
+
+    def _clinician_delivery(self, person: PersonIdentity, conn: _Connection) -> Deliver:
+        """Deliver room broadcasts to this page with other teams' patients left out."""
+
+        def deliver(message: Message) -> None:
+            if message.get("type") == HubToClinician.WAITING_ROOM:
+                rows = visible_rows(message["patients"], self.patient_teams, person.teams)
+                message = {**message, "patients": rows}
+            conn.send(message)
+
+        return deliver
+
+    async def revoke_device(self, device_id: str) -> None:
+        """Close the revoked device's socket, wherever it is connected."""
+        await self.bus.publish(
+            device_id_topic(device_id),
+            close_message(
+                CLOSE_NOT_AUTHORISED,
+                "This device has been withdrawn. Ask the clinic to enrol it again.",
+            ),
+        )
 
     # -- kiosk --------------------------------------------------------------------------
 
@@ -153,6 +201,7 @@ class Signalling:
         if identity is None:
             return
         patient_id = identity.patient_id
+        self.patient_teams[patient_id] = identity.team_id
         conn = _Connection(websocket)
         topic = device_topic(patient_id)
         # The newer socket wins: tell whoever holds this patient's topic to close.
@@ -160,6 +209,7 @@ class Signalling:
             topic, close_message(CLOSE_REPLACED, "This kiosk connected again elsewhere.")
         )
         subscription = self.bus.subscribe(topic, conn.send)
+        revocation = self.bus.subscribe(device_id_topic(identity.device_id), conn.send)
         log.info("kiosk connected")
         try:
             if self.room.device_connected(patient_id, conn.id, self._clock()):
@@ -171,6 +221,7 @@ class Signalling:
             await conn.run(m.parse_device_message, handle)
         finally:
             subscription.close()
+            revocation.close()
             with anyio.CancelScope(shield=True):
                 if self.room.device_lost(patient_id, conn.id, self._clock()):
                     await self._broadcast()
@@ -230,7 +281,7 @@ class Signalling:
             return
         conn = _Connection(websocket)
         subscriptions = [
-            self.bus.subscribe(CLINICIANS, conn.send),
+            self.bus.subscribe(CLINICIANS, self._clinician_delivery(person, conn)),
             self.bus.subscribe(clinician_topic(conn.id), conn.send),
             self.bus.subscribe(session_topic(person.session_sha256), conn.send),
         ]
@@ -258,10 +309,13 @@ class Signalling:
                 call = self.room.clinician_hello(
                     conn.id, person.username, person.display_name, message.call_id, now
                 )
-                conn.send(m.waiting_room(self.room.snapshot()))
+                conn.send(m.waiting_room(self.visible_snapshot(person.teams)))
                 if call is not None and call.patient_id and call.offer_sdp and not call.answered:
                     conn.send(m.offer(call.call_id, call.patient_id, call.offer_sdp))
             case m.ClinicianAdmit():
+                if not can_see(person.teams, self.patient_teams.get(message.patient_id)):
+                    # The same answer as for a patient who is not there: nothing to learn.
+                    raise Refused("not_waiting", "This patient is not in the waiting room.")
                 call = self.room.admit(
                     message.patient_id,
                     conn=conn.id,

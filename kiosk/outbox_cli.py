@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -116,64 +117,82 @@ def add() -> None:
     """Record vitals or check-in answers (validated like the check-in screen)."""
 
 
-@add.command("vitals")
-@click.argument("readings", nargs=-1)
-@click.option("--confirm", is_flag=True, help="Unusual values were checked and are right.")
-@click.option("--patient", default=None, help="Patient id (default: the kiosk's credential).")
-@DATA_DIR
-def add_vitals(
-    readings: tuple[str, ...], confirm: bool, patient: str | None, data_dir: Path | None
-) -> None:
-    """READINGS: name=value, names: spo2 pulse systolic diastolic temperature weight resp_rate."""
-    try:
-        values = {}
-        for key, text in _pairs(readings):
-            if key not in VITALS:
-                raise BadInput(
-                    f"'{key}' is not a vital sign we record (known: {', '.join(VITALS)})"
-                )
-            values[key] = VITALS[key].item.parse(text)
-        folder = data_dir or default_data_dir()
-        record = vitals_record(
-            values,
-            record_id=new_record_id(),
-            patient_id=_patient(folder, patient),
-            now=datetime.now(UTC),
-            confirmed=confirm,
+def _add_options(fn: Callable[..., None]) -> Callable[..., None]:
+    for option in reversed(
+        (
+            click.option(
+                "--confirm", is_flag=True, help="Unusual values were checked and are right."
+            ),
+            click.option(
+                "--patient", default=None, help="Patient id (default: the kiosk's credential)."
+            ),
+            DATA_DIR,
         )
-    except BadInput as exc:
-        _fail(exc)
-    box, _ = _open(data_dir)
-    try:
-        _save(box, record)
-    finally:
-        box.close()
+    ):
+        fn = option(fn)
+    return fn
 
 
-@add.command("answers")
-@click.argument("answers", nargs=-1)
-@click.option("--confirm", is_flag=True, help="Unusual answers were checked and are right.")
-@click.option("--patient", default=None, help="Patient id (default: the kiosk's credential).")
-@DATA_DIR
-def add_answers(
-    answers: tuple[str, ...], confirm: bool, patient: str | None, data_dir: Path | None
-) -> None:
-    """ANSWERS: linkId=value for the patient's check-in (yes/no, a choice code, a number)."""
+def _add(data_dir: Path | None, patient: str | None, make: Callable[[Outbox, str], Record]) -> None:
+    """Validate with `make(outbox, patient_id)` and save the record, or say what is wrong."""
     box, folder = _open(data_dir)
     try:
-        questionnaire = current_questionnaire(box)
         try:
-            values = {key: questionnaire.item(key).parse(text) for key, text in _pairs(answers)}
-            record = answers_record(
-                questionnaire,
-                values,
-                record_id=new_record_id(),
-                patient_id=_patient(folder, patient),
-                now=datetime.now(UTC),
-                confirmed=confirm,
-            )
+            record = make(box, _patient(folder, patient))
         except BadInput as exc:
             _fail(exc)
         _save(box, record)
     finally:
         box.close()
+
+
+def _vital_values(readings: tuple[str, ...]) -> dict[str, int | float]:
+    values = {}
+    for key, text in _pairs(readings):
+        if key not in VITALS:
+            raise BadInput(f"'{key}' is not a vital sign we record (known: {', '.join(VITALS)})")
+        values[key] = VITALS[key].item.parse(text)
+    return values
+
+
+@add.command("vitals")
+@click.argument("readings", nargs=-1)
+@_add_options
+def add_vitals(
+    readings: tuple[str, ...], confirm: bool, patient: str | None, data_dir: Path | None
+) -> None:
+    """READINGS: name=value, names: spo2 pulse systolic diastolic temperature weight resp_rate."""
+    _add(
+        data_dir,
+        patient,
+        lambda _box, patient_id: vitals_record(
+            _vital_values(readings),
+            record_id=new_record_id(),
+            patient_id=patient_id,
+            now=datetime.now(UTC),
+            confirmed=confirm,
+        ),
+    )
+
+
+@add.command("answers")
+@click.argument("answers", nargs=-1)
+@_add_options
+def add_answers(
+    answers: tuple[str, ...], confirm: bool, patient: str | None, data_dir: Path | None
+) -> None:
+    """ANSWERS: linkId=value for the patient's check-in (yes/no, a choice code, a number)."""
+
+    def make(box: Outbox, patient_id: str) -> Record:
+        questionnaire = current_questionnaire(box)
+        values = {key: questionnaire.item(key).parse(text) for key, text in _pairs(answers)}
+        return answers_record(
+            questionnaire,
+            values,
+            record_id=new_record_id(),
+            patient_id=patient_id,
+            now=datetime.now(UTC),
+            confirmed=confirm,
+        )
+
+    _add(data_dir, patient, make)

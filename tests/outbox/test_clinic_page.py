@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 from websockets.sync.client import connect
 
+from porchlight import chromium
 from porchlight.hub.seed import DEMO_PASSWORD
 from porchlight.kiosk.outbox import new_record_id
 from porchlight.kiosk.questionnaire import default_checkin
@@ -18,16 +19,6 @@ from porchlight.kiosk.records import answers_record, vitals_record
 from porchlight.protocol import DEVICE_WS_PATH
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 pytestmark = [pytest.mark.browser]
 
@@ -60,7 +51,7 @@ def test_waiting_patient_shows_todays_answers_and_vitals_with_flags(hub, tmp_pat
         kiosk.send(json.dumps({"type": "hello", "state": "idle"}))
         kiosk.send(json.dumps({"type": "join"}))
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = chromium.launch(pw)
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(hub.url + "/clinic")
             page.get_by_test_id("login-username").fill("clinician")

@@ -37,6 +37,7 @@ from porchlight.hub.bus import (
 )
 from porchlight.hub.config import HubConfig
 from porchlight.hub.messages import BadMessage
+from porchlight.hub.room_sync import NotShared, RoomSync
 from porchlight.hub.services import Clock, services
 from porchlight.hub.teams import can_see, visible_rows
 from porchlight.hub.waiting_room import (
@@ -154,8 +155,11 @@ class Signalling:
         *,
         bus: Bus | None = None,
         room: WaitingRoom | None = None,
+        room_sync: RoomSync | None = None,
     ) -> None:
         self.room = room if room is not None else WaitingRoom(config.waiting_grace_s)
+        # Every change to the room happens inside room_sync.transaction() (hub/room_sync.py).
+        self.room_sync: RoomSync = room_sync if room_sync is not None else NotShared()
         self.bus: Bus = bus if bus is not None else LocalBus()
         self._clock = clock
         self._ice_servers = config.ice_server_dicts()
@@ -212,19 +216,22 @@ class Signalling:
         revocation = self.bus.subscribe(device_id_topic(identity.device_id), conn.send)
         log.info("kiosk connected")
         try:
-            if self.room.device_connected(patient_id, conn.id, self._clock()):
-                await self._broadcast()
+            async with self.room_sync.transaction(patient_id):
+                if self.room.device_connected(patient_id, conn.id, self._clock()):
+                    await self._broadcast()
 
             async def handle(message: m.DeviceMessage) -> None:
-                await self._on_device(identity.patient_id, identity.display_name, conn, message)
+                async with self.room_sync.transaction(patient_id):
+                    await self._on_device(patient_id, identity.display_name, conn, message)
 
             await conn.run(m.parse_device_message, handle)
         finally:
             subscription.close()
             revocation.close()
             with anyio.CancelScope(shield=True):
-                if self.room.device_lost(patient_id, conn.id, self._clock()):
-                    await self._broadcast()
+                async with self.room_sync.transaction(patient_id):
+                    if self.room.device_lost(patient_id, conn.id, self._clock()):
+                        await self._broadcast()
             log.info("kiosk disconnected")
 
     async def _on_device(
@@ -290,14 +297,17 @@ class Signalling:
         try:
 
             async def handle(message: m.ClinicianMessage) -> None:
-                await self._on_clinician(person, conn, message)
+                async with self.room_sync.transaction():
+                    await self._on_clinician(person, conn, message)
 
             await conn.run(m.parse_clinician_message, handle)
         finally:
             for subscription in subscriptions:
                 subscription.close()
             del self._clinicians[conn.id]
-            self.room.clinician_lost(conn.id, self._clock())
+            with anyio.CancelScope(shield=True):
+                async with self.room_sync.transaction():
+                    self.room.clinician_lost(conn.id, self._clock())
             log.info("clinician page disconnected")
 
     async def _on_clinician(
@@ -363,11 +373,12 @@ class Signalling:
     async def tick(self) -> None:
         """Apply grace periods and session expiry as of now."""
         now = self._clock()
-        expired = self.room.expire(now)
-        for ending in expired.ended:
-            await self._tell_ended(ending)
-        if expired.changed:
-            await self._broadcast()
+        async with self.room_sync.transaction():
+            expired = self.room.expire(now)
+            for ending in expired.ended:
+                await self._tell_ended(ending)
+            if expired.changed:
+                await self._broadcast()
         for conn, person in list(self._clinicians.values()):
             if person.session_expires <= now:
                 conn.send(

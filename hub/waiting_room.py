@@ -113,7 +113,9 @@ class Expired:
 
 
 @dataclass
-class _Presence:
+class Presence:
+    """One patient's place in the room (mutable: the room updates it in place)."""
+
     patient_id: str
     display_name: str
     state: PatientState
@@ -122,10 +124,19 @@ class _Presence:
     call_id: str | None = None
 
 
+@dataclass(frozen=True)
+class RoomState:
+    """Who is in the room and the calls, for sharing them between hub instances
+    (hub/shared_room.py); which socket is each kiosk's is shared per patient."""
+
+    presence: dict[str, Presence]
+    calls: dict[str, Call]
+
+
 class WaitingRoom:
     def __init__(self, grace_s: float = WAITING_GRACE_S) -> None:
         self.grace = timedelta(seconds=grace_s)
-        self._presence: dict[str, _Presence] = {}
+        self._presence: dict[str, Presence] = {}
         self._calls: dict[str, Call] = {}
         self._device_conns: dict[str, str] = {}
 
@@ -380,10 +391,34 @@ class WaitingRoom:
                 ended.append(CallEnded(call, EndReason.CLINICIAN_LOST))
         return Expired(tuple(removed), tuple(ended))
 
+    # -- sharing between hub instances ------------------------------------------------
+
+    def export_state(self) -> RoomState:
+        """A copy of what the room holds; changing it does not change the room."""
+        return RoomState(
+            {k: dataclasses.replace(v) for k, v in self._presence.items()}, dict(self._calls)
+        )
+
+    def load_state(self, state: RoomState) -> None:
+        """Replace presence and calls with a copy of `state` (the same room object stays)."""
+        self._presence = {k: dataclasses.replace(v) for k, v in state.presence.items()}
+        self._calls = dict(state.calls)
+
+    def device_conn(self, patient_id: str) -> str | None:
+        """The connection id of this patient's current kiosk socket, if any."""
+        return self._device_conns.get(patient_id)
+
+    def set_device_conn(self, patient_id: str, conn: str | None) -> None:
+        """Say which socket is this patient's current one (as another instance recorded it)."""
+        if conn is None:
+            self._device_conns.pop(patient_id, None)
+        else:
+            self._device_conns[patient_id] = conn
+
     # -- internals ----------------------------------------------------------------------
 
-    def _add(self, patient_id: str, display_name: str, since: datetime) -> _Presence:
-        presence = _Presence(patient_id, display_name, PatientState.WAITING, since)
+    def _add(self, patient_id: str, display_name: str, since: datetime) -> Presence:
+        presence = Presence(patient_id, display_name, PatientState.WAITING, since)
         self._presence[patient_id] = presence
         return presence
 

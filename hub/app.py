@@ -26,13 +26,16 @@ from porchlight.hub import (
     api,
     devices,
     fhir,
+    health,
     inbox,
+    metrics,
     nurse,
     questionnaires,
     signalling,
 )
 from porchlight.hub.auth import Forbidden
 from porchlight.hub.bus import Bus
+from porchlight.hub.cluster import Cluster
 from porchlight.hub.config import HubConfig
 from porchlight.hub.services import Clock, HubServices, utc_now
 from porchlight.hub.store import Store
@@ -139,19 +142,29 @@ def create_app(
     """Build the hub app. Without `store`, opens (and creates) the configured database."""
     if store is None:
         store = Store.open(config.resolved_database_url())
+    # SQLite: one instance. PostgreSQL: LISTEN/NOTIFY bus and a shared room (hub/cluster.py).
+    cluster = Cluster.create(config, store.engine, clock, bus=bus)
     hub = HubServices(
         config=config,
         store=store,
         clock=clock,
-        signalling=signalling.Signalling(config, clock, bus=bus),
+        signalling=signalling.Signalling(
+            config, clock, bus=cluster.bus, room=cluster.room, room_sync=cluster.room_sync
+        ),
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(hub.signalling.run_timers)
-            yield
-            tasks.cancel_scope.cancel()
+        await cluster.start(hub.signalling)
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(hub.signalling.run_timers)
+                yield
+                cluster.draining = True
+                tasks.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await cluster.stop()
 
     app = FastAPI(
         title="Porchlight hub",
@@ -162,6 +175,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = hub
+    app.state.cluster = cluster
+    app.state.metrics = metrics.HubMetrics(cluster.room)
+    app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics)
     _install_error_handlers(app)
     _install_security_headers(app)
     app.include_router(api.router)
@@ -172,6 +188,8 @@ def create_app(
     app.include_router(devices.router)
     app.include_router(nurse.router)
     app.include_router(accounts.router)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

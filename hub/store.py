@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from porchlight.errors import BadInput
-from porchlight.hub import db
+from porchlight.hub import db, schema
 from porchlight.hub.db import UTCDateTime, devices, metadata, patients, people, sessions
 from porchlight.hub.teams import DEFAULT_TEAM_ID, DEFAULT_TEAM_NAME
 
@@ -255,9 +255,9 @@ class Store:
 
     @classmethod
     def open(cls, database_url: str) -> Store:
-        """Connect to `database_url` and create any missing tables."""
+        """Connect to `database_url` and bring its schema up to date (hub/schema.py)."""
         engine = db.make_engine(database_url)
-        db.create_all(engine)
+        schema.upgrade(engine)
         return cls(engine)
 
     def close(self) -> None:

@@ -1,0 +1,1 @@
+"""Alembic's environment and the hub's schema migrations (run them with porchlight.hub.schema)."""

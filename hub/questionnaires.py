@@ -17,8 +17,12 @@ from sqlalchemy import Column, Engine, ForeignKey, String, Table, Text, insert, 
 from starlette.concurrency import run_in_threadpool
 
 from porchlight.errors import BadInput
-from porchlight.hub.auth import CLINICAL_ROLES, DeviceIdentity, PersonIdentity, require_device
-from porchlight.hub.auth import require_person as _require_person
+from porchlight.hub.auth import (
+    DeviceIdentity,
+    PersonIdentity,
+    require_care_team_clinician,
+    require_device,
+)
 from porchlight.hub.db import UTCDateTime, metadata
 from porchlight.hub.services import services
 from porchlight.kiosk.questionnaire import Questionnaire, default_checkin
@@ -119,7 +123,8 @@ def assign_questionnaire(
 router = APIRouter(tags=["questionnaires"])
 # Who may call: FastAPI dependencies as types (shared by the inbox and FHIR routers).
 Device = Annotated[DeviceIdentity, Depends(require_device)]
-Clinician = Annotated[PersonIdentity, Depends(_require_person(*CLINICAL_ROLES))]
+# A clinician of the care team of the patient the route is about (path or FHIR ?patient=).
+Clinician = Annotated[PersonIdentity, Depends(require_care_team_clinician)]
 
 
 def _fhir_json(q: Questionnaire) -> JSONResponse:

@@ -169,6 +169,11 @@ class DeviceLayout:
         return self.update_dir / "state.json"
 
     @property
+    def bootstrap_root_path(self) -> Path:
+        """The TUF root the device was given (image or enrolment): the agent's trust anchor."""
+        return self.update_dir / "bootstrap-root.json"
+
+    @property
     def journal_dir(self) -> Path:
         return self.data_dir / "journal"
 

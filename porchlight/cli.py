@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import click
 
@@ -52,7 +53,36 @@ def _prepare_kivy_env(offscreen: bool, data_dir: Path) -> None:
     os.environ.setdefault("KIVY_HOME", str(kivy_home))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Command groups that live with their component, imported only when used.
+
+    A hub-only install has no kiosk dependencies (and the reverse), and `porchlight --help`
+    stays instant. The pattern is click's own ("lazily loading subcommands").
+    """
+
+    lazy: ClassVar[dict[str, str]] = {
+        "outbox": "porchlight.kiosk.outbox_cli:outbox",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            import importlib
+
+            module, _, attr = self.lazy[cmd_name].partition(":")
+            try:
+                return getattr(importlib.import_module(module), attr)
+            except ImportError as exc:
+                raise click.ClickException(
+                    f"'porchlight {cmd_name}' needs a part of Porchlight that is not installed "
+                    f"here ({exc.name}); install the matching extra, e.g. porchlight[kiosk]"
+                ) from None
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="porchlight")
 @click.option("-v", "--verbose", is_flag=True, help="Log debugging detail (never patient data).")
 @click.pass_context

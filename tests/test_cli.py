@@ -18,11 +18,21 @@ README = (REPO / "README.md").read_text()
 
 def commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = []
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         found.append((*prefix, name))
         if isinstance(command, click.Group):
             found.extend(commands(command, (*prefix, name)))
     return found
+
+
+def lookup(path: tuple[str, ...]) -> click.Command:
+    command: click.Command = cli
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.get_command(click.Context(command), name)
+    return command
 
 
 ALL = commands(cli)
@@ -34,9 +44,7 @@ def test_there_are_commands_to_check():
 
 @pytest.mark.parametrize("path", ALL, ids=" ".join)
 def test_every_command_has_help_text(path):
-    command = cli
-    for name in path:
-        command = command.commands[name]
+    command = lookup(path)
     assert command.help and len(command.help.strip()) > 20, f"porchlight {' '.join(path)}"
 
 

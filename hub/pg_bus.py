@@ -23,6 +23,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 
+import anyio
 import psycopg
 
 from porchlight.hub.bus import Deliver, Message, Subscription
@@ -107,6 +108,12 @@ class PgBus:
     async def publish(self, topic: str, message: Message) -> None:
         if self._publisher is None:
             raise RuntimeError("the bus is not started")
+        # Shielded: psycopg closes a connection whose query is cancelled.
+        with anyio.CancelScope(shield=True):
+            await self._publish(topic, message)
+
+    async def _publish(self, topic: str, message: Message) -> None:
+        assert self._publisher is not None
         async with self._publish_lock:
             self._seq += 1
             payloads = encode(self.instance_id, self._seq, topic, message)

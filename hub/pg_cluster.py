@@ -1,11 +1,11 @@
 """A throwaway PostgreSQL server for tests, benchmarks and trying the hub on one machine.
 
-`TemporaryPostgres(folder)` runs Debian's `initdb` and `pg_ctl` (as the `postgres` user when we
+`TemporaryPostgres()` runs Debian's `initdb` and `pg_ctl` (as the `postgres` user when we
 are root, since PostgreSQL refuses to run as root), listening on 127.0.0.1 only, on a free port,
 with its socket in `folder`. Durability is turned down (no fsync) because the data is thrown
 away; never point a real hub at it.
 
-    with TemporaryPostgres(tmp_path) as pg:
+    with TemporaryPostgres() as pg:
         url = pg.url("hub")          # creates the database
 """
 
@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 from types import TracebackType
 
@@ -53,13 +54,20 @@ def _free_port() -> int:
 class TemporaryPostgres:
     """One PostgreSQL cluster in `folder`, started by `start()` and removed by `stop()`."""
 
-    def __init__(self, folder: Path, *, port: int | None = None, max_connections: int = 200):
-        self.folder = Path(folder)
+    def __init__(
+        self, folder: Path | None = None, *, port: int | None = None, max_connections: int = 200
+    ):
+        self._bin = find_bin_dir()
+        self._as_postgres = os.geteuid() == 0
+        # As root the server runs as `postgres`, which must reach its folder: pytest's and
+        # most private temporary folders are root-only, so use a fresh one under /tmp.
+        self._made_folder = folder is None or self._as_postgres
+        self.folder = (
+            Path(tempfile.mkdtemp(prefix="porchlight-pg-")) if self._made_folder else Path(folder)
+        )
         self.data_dir = self.folder / "pgdata"
         self.port = port or _free_port()
         self.max_connections = max_connections
-        self._bin = find_bin_dir()
-        self._as_postgres = os.geteuid() == 0
         self.running = False
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -103,6 +111,8 @@ class TemporaryPostgres:
         if self.running:
             self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
             self.running = False
+        if self._made_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def url(self, database: str = "postgres", *, create: bool = True) -> str:
         """A SQLAlchemy URL (psycopg 3 driver) for `database`, creating it if asked."""

@@ -22,6 +22,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 
+import anyio
 import psycopg
 from sqlalchemy import BigInteger, Boolean, Column, Integer, String, Table, Text
 
@@ -169,31 +170,53 @@ class SharedRoom:
         conn = self._conn
         if conn is None:
             raise RuntimeError("the shared room is not started")
-        async with self._lock, conn.transaction():
-            cur = await conn.execute(
-                "SELECT pg_advisory_xact_lock(%s), (SELECT version FROM room_meta WHERE id = 1)",
-                (ROOM_LOCK,),
-            )
-            row = await cur.fetchone()
-            version = row[1] if row else 0
-            if version != self._version:
-                await self._reload(conn)
-                self._version = version
-            if patient_id is not None:
-                cur = await conn.execute(
-                    "SELECT conn_id FROM room_devices WHERE patient_id = %s", (patient_id,)
-                )
-                found = await cur.fetchone()
-                self.room.set_device_conn(patient_id, found[0] if found else None)
+        async with self._lock:
+            # Shielded: psycopg closes a connection whose query is cancelled, and a socket
+            # closing cancels its handler at any await.
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self._begin(conn, patient_id)
+                except BaseException:
+                    await self._rollback(conn)
+                    raise
             before = self.room.export_state()
             before_conn = self.room.device_conn(patient_id) if patient_id is not None else None
             try:
                 yield
             finally:
                 # Written even when the change was refused half-way: the room is what it is.
-                await self._write(conn, before, patient_id, before_conn)
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await self._write(conn, before, patient_id, before_conn)
+                        await conn.commit()
+                    except BaseException:
+                        await self._rollback(conn)
+                        self._version = None  # the room may be ahead of the database now
+                        raise
 
     # -- internals ------------------------------------------------------------------------
+
+    async def _begin(self, conn: psycopg.AsyncConnection, patient_id: str | None) -> None:
+        cur = await conn.execute(
+            "SELECT pg_advisory_xact_lock(%s), (SELECT version FROM room_meta WHERE id = 1)",
+            (ROOM_LOCK,),
+        )
+        row = await cur.fetchone()
+        version = row[1] if row else 0
+        if version != self._version:
+            await self._reload(conn)
+            self._version = version
+        if patient_id is not None:
+            cur = await conn.execute(
+                "SELECT conn_id FROM room_devices WHERE patient_id = %s", (patient_id,)
+            )
+            found = await cur.fetchone()
+            self.room.set_device_conn(patient_id, found[0] if found else None)
+
+    @staticmethod
+    async def _rollback(conn: psycopg.AsyncConnection) -> None:
+        with contextlib.suppress(Exception):
+            await conn.rollback()
 
     async def _reload(self, conn: psycopg.AsyncConnection) -> None:
         cur = await conn.execute(f"SELECT {_PRESENCE_COLUMNS} FROM room_presence")

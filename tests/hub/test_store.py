@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -25,8 +24,8 @@ NOW = datetime(2025, 3, 4, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-def empty_store(tmp_path: Path):
-    store = Store.open(f"sqlite:///{tmp_path / 'hub.db'}")
+def empty_store(empty_database_url):
+    store = Store.open(empty_database_url)
     yield store
     store.close()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import zipfile
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from porchlight.errors import BadInput
 BEHAVIOURS = ("healthy", "crash", "unhealthy")
 DIST = "porchlight_simapp"
 
-_MAIN = '''\
+_MAIN = """\
 import json, os, signal, sys, time
 
 VERSION = {version!r}
@@ -62,7 +63,7 @@ def main():
     while time.monotonic() < deadline:
         time.sleep(0.5)
     return 0
-'''
+"""
 
 
 def _record_line(name: str, data: bytes) -> str:
@@ -70,8 +71,9 @@ def _record_line(name: str, data: bytes) -> str:
     return f"{name},sha256={digest},{len(data)}"
 
 
-def build_sim_wheel(version: str, behaviour: str, out_dir: Path) -> Path:
-    """Write `porchlight_simapp-<version>-py3-none-any.whl` into `out_dir`."""
+def build_sim_wheel(version: str, behaviour: str, out_dir: Path, *, padding: int = 0) -> Path:
+    """Write `porchlight_simapp-<version>-py3-none-any.whl` into `out_dir`; `padding` adds
+    that many random (incompressible) bytes, to stand in for a release of realistic size."""
     if behaviour not in BEHAVIOURS:
         raise BadInput(f"behaviour must be one of {', '.join(BEHAVIOURS)}")
     dist_info = f"{DIST}-{version}.dist-info"
@@ -88,6 +90,8 @@ def build_sim_wheel(version: str, behaviour: str, out_dir: Path) -> Path:
             f"[console_scripts]\nporchlight = {DIST}:main\n"
         ).encode(),
     }
+    if padding:
+        files[f"{DIST}/padding.bin"] = os.urandom(padding)
     record = [_record_line(name, data) for name, data in files.items()]
     record.append(f"{dist_info}/RECORD,,")
     files[f"{dist_info}/RECORD"] = ("\n".join(record) + "\n").encode()

@@ -286,6 +286,11 @@ class Signalling:
         person = await accept_person(websocket, CLINICAL_ROLES)
         if person is None:
             return
+        # Learn the teams of this clinician's patients now too: with several hub instances a
+        # patient's kiosk may be connected to another one.
+        store = services(websocket).store
+        known = await anyio.to_thread.run_sync(store.patients_in_teams, person.teams)
+        self.patient_teams.update({p.id: p.team_id for p in known})
         conn = _Connection(websocket)
         subscriptions = [
             self.bus.subscribe(CLINICIANS, self._clinician_delivery(person, conn)),

@@ -153,12 +153,15 @@ def store_records(
         digest = hashlib.sha256(record.content()).hexdigest()
         valid.append((i, record, digest, hub_flags(record, questionnaire)))
     if valid:
-        insert_record = _insert_ignoring_conflict(engine, records, ["id"])
+        # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT DO NOTHING.
+        insert_record = _insert_ignoring_conflict(engine, records, ["id"]).returning(records.c.id)
         insert_conflict = _insert_ignoring_conflict(
             engine, record_conflicts, ["record_id", "content_sha256"]
         )
         with engine.begin() as conn:
-            for i, record, digest, flags in valid:
+            # In id order: concurrent batches then lock rows in one order and cannot deadlock
+            # (PostgreSQL waits on another transaction's uncommitted row with the same id).
+            for i, record, digest, flags in sorted(valid, key=lambda v: v[1].id):
                 done = conn.execute(
                     insert_record,
                     {
@@ -173,7 +176,7 @@ def store_records(
                         "received_at": now,
                     },
                 )
-                if done.rowcount == 1:
+                if done.first() is not None:
                     results[i] = Result(record.id, "stored")
                     continue
                 stored = conn.execute(

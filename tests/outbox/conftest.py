@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pg_support
 import pytest
 import requests
 
@@ -62,17 +63,29 @@ class RunningHub:
         return s
 
 
-def start_hub(folder) -> RunningHub:
-    server = HubServer(HubConfig(data_dir=folder, host="127.0.0.1"), port=0).start()
+def start_hub(folder, database_url: str | None = None) -> RunningHub:
+    config = HubConfig(data_dir=folder, host="127.0.0.1", database_url=database_url)
+    server = HubServer(config, port=0).start()
     demo = seed_demo(server.store)
     other = server.store.add_patient("Arthur Other", now=datetime.now(UTC))
     _device_id, other_token = create_device_credential(server.store, other.id)
     return RunningHub(server, server.url, demo.patient_id, demo.device_token, other.id, other_token)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # test_inbox also runs on PostgreSQL (tests/pg_support.py).
+    pg_support.parametrise(metafunc, scope="module")
+
+
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    running = start_hub(tmp_path_factory.mktemp("hub"))
+def hub_database(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory, request, hub_database):
+    url = pg_support.new_database(request) if hub_database == "postgresql" else None
+    running = start_hub(tmp_path_factory.mktemp("hub"), url)
     yield running
     running.server.stop()
 

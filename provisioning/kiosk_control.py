@@ -44,8 +44,11 @@ class SystemdKiosk:
     def _restarts(self) -> int:
         result = subprocess.run(
             ["systemctl", "show", "-p", "NRestarts", "--value", self.unit],
-            capture_output=True, text=True, check=False, timeout=30,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
         try:
             return int(result.stdout.strip())
         except ValueError:
@@ -54,8 +57,11 @@ class SystemdKiosk:
     def restart(self) -> None:
         result = subprocess.run(
             ["systemctl", "restart", "--no-block", self.unit],
-            capture_output=True, text=True, check=False, timeout=60,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
         if result.returncode != 0:
             raise DeviceFault(f"could not restart {self.unit}: {result.stderr.strip()[-200:]}")
         self._baseline = self._restarts()
@@ -98,11 +104,17 @@ class ProcessKiosk:
     def _start(self) -> None:
         self.layout.kiosk_data_dir.mkdir(parents=True, exist_ok=True)
         self._proc = subprocess.Popen(
-            [str(self.layout.current_entry_point), "kiosk",
-             "--data-dir", str(self.layout.kiosk_data_dir)],
-            env=self.env, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                str(self.layout.current_entry_point),
+                "kiosk",
+                "--data-dir",
+                str(self.layout.kiosk_data_dir),
+            ],
+            env=self.env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.pid_file.write_text(str(self._proc.pid))
 
     def stop(self) -> None:
@@ -166,10 +178,16 @@ class SimulatedKiosk:
         write_status(
             self.layout.kiosk_data_dir,
             KioskStatus(
-                version=version, pid=0, started_at=now, updated_at=now, screen_drawn=True,
-                button_ok=ok, light_ok=True, hub="reached",
+                version=version,
+                pid=0,
+                started_at=now,
+                updated_at=now,
+                screen_drawn=True,
+                button_ok=ok,
+                light_ok=True,
+                hub="reached",
             ),
-        )  # fmt: skip
+        )
 
     def crashes(self) -> int:
         return 0

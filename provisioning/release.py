@@ -156,12 +156,23 @@ def build_project_wheel(project_dir: Path, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         result = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-             "--no-index", "-q", "-w", tmp, str(project_dir)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--no-build-isolation",
+                "--no-index",
+                "-q",
+                "-w",
+                tmp,
+                str(project_dir),
+            ],
             capture_output=True,
             text=True,
             check=False,
-        )  # fmt: skip
+        )
         built = sorted(Path(tmp).glob("*.whl"))
         if result.returncode != 0 or len(built) != 1:
             raise BadInput(

@@ -46,14 +46,31 @@ class VenvInstaller:
         # The venv's own scripts carry its absolute path: it is made where it will live.
         subprocess.run(
             [self.python, "-m", "venv", "--without-pip", str(env_dir)],
-            check=True, capture_output=True, timeout=self.timeout_s,
-        )  # fmt: skip
+            check=True,
+            capture_output=True,
+            timeout=self.timeout_s,
+        )
         result = subprocess.run(
-            [self.python, "-m", "pip", "--python", str(env_dir / "bin" / "python"),
-             "install", "--no-index", "--find-links", str(folder / WHEELS_DIR),
-             "--no-cache-dir", "--disable-pip-version-check", "-q", manifest.requirement],
-            capture_output=True, text=True, timeout=self.timeout_s, check=False,
-        )  # fmt: skip
+            [
+                self.python,
+                "-m",
+                "pip",
+                "--python",
+                str(env_dir / "bin" / "python"),
+                "install",
+                "--no-index",
+                "--find-links",
+                str(folder / WHEELS_DIR),
+                "--no-cache-dir",
+                "--disable-pip-version-check",
+                "-q",
+                manifest.requirement,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=self.timeout_s,
+            check=False,
+        )
         if result.returncode != 0:
             raise UpdateRejected(
                 f"release {manifest.version} did not install: pip said "
@@ -118,8 +135,10 @@ def point(layout: DeviceLayout, link: Path, version: str) -> None:
 
 def remove_release(layout: DeviceLayout, version: str) -> None:
     """Delete a release folder; never the one `current` or `previous` points at."""
-    if version in (link_version(layout, layout.current_link),
-                   link_version(layout, layout.previous_link)):  # fmt: skip
+    if version in (
+        link_version(layout, layout.current_link),
+        link_version(layout, layout.previous_link),
+    ):
         raise DeviceFault(f"release {version} is in use; not removing it")
     folder = layout.release_dir(version)
     if not folder.exists():

@@ -50,8 +50,12 @@ from porchlight.provisioning.update_policy import (
 log = logging.getLogger(__name__)
 
 IDLE, INSTALLING, SWITCHING, TRIAL, ROLLING_BACK = (
-    "idle", "installing", "switching", "trial", "rolling_back",
-)  # fmt: skip
+    "idle",
+    "installing",
+    "switching",
+    "trial",
+    "rolling_back",
+)
 
 
 @dataclass
@@ -219,14 +223,24 @@ class UpdateAgent:
             fetcher=self.fetcher,
         )
 
-    def _result(self, journal: Journal, outcome: str, version: str | None, reason: str,
-                *, record: bool = True) -> CheckResult:  # fmt: skip
+    def _result(
+        self,
+        journal: Journal,
+        outcome: str,
+        version: str | None,
+        reason: str,
+        *,
+        record: bool = True,
+    ) -> CheckResult:
         journal.last_plan = f"{outcome}: {reason}"
         if record:
             journal.last_result = {
-                "version": version, "outcome": outcome, "reason": reason,
-                "at": self.clock(), "rollout_id": journal.rollout_id,
-            }  # fmt: skip
+                "version": version,
+                "outcome": outcome,
+                "reason": reason,
+                "at": self.clock(),
+                "rollout_id": journal.rollout_id,
+            }
         self._save(journal)
         return CheckResult(outcome, version, reason)
 
@@ -246,15 +260,25 @@ class UpdateAgent:
             self._step("refreshing")
             view = client.refresh()
             self.min_version = view.min_version
-            busy = busy_reason(read_status(self.layout.kiosk_data_dir), self.clock(),
-                               self.config.policy)  # fmt: skip
-            decision = install_decision(current=current, wanted=wanted, failed=journal.failed,
-                                        min_version=view.min_version, busy=busy)  # fmt: skip
+            busy = busy_reason(
+                read_status(self.layout.kiosk_data_dir), self.clock(), self.config.policy
+            )
+            decision = install_decision(
+                current=current,
+                wanted=wanted,
+                failed=journal.failed,
+                min_version=view.min_version,
+                busy=busy,
+            )
             if decision.plan is Plan.REFUSE:
                 return self._result(journal, "refused", wanted, decision.reason)
             if decision.plan is not Plan.INSTALL:
                 outcome = "deferred" if decision.plan is Plan.DEFER else "skipped"
                 return self._result(journal, outcome, wanted, decision.reason, record=False)
+            if inst.is_complete(self.layout, wanted):
+                # Already here (the previous release, or installed while the patient was
+                # busy): it was verified when it was installed; just switch.
+                return self._switch(journal, wanted, current)
             info = client.target_info(wanted)
             self._step("downloading")
             tar_path = client.download(info)
@@ -266,8 +290,14 @@ class UpdateAgent:
             return self._result(journal, "unreachable", wanted, str(exc), record=False)
         return self._install_and_switch(journal, client, tar_path, manifest, current)
 
-    def _install_and_switch(self, journal: Journal, client: ReleaseClient, tar_path: Path,
-                            manifest: Any, current: str | None) -> CheckResult:  # fmt: skip
+    def _install_and_switch(
+        self,
+        journal: Journal,
+        client: ReleaseClient,
+        tar_path: Path,
+        manifest: Any,
+        current: str | None,
+    ) -> CheckResult:
         wanted = manifest.version
         journal.phase, journal.target = INSTALLING, wanted
         self._save(journal)
@@ -279,13 +309,18 @@ class UpdateAgent:
             journal.failed[wanted] = str(exc)
             return self._result(journal, "rejected", wanted, str(exc))
         self._step("installed")
-        busy = busy_reason(read_status(self.layout.kiosk_data_dir), self.clock(),
-                           self.config.policy)  # fmt: skip
+        busy = busy_reason(
+            read_status(self.layout.kiosk_data_dir), self.clock(), self.config.policy
+        )
         if busy:
             # Installed while the patient started something: switch at the next check.
             journal.phase = IDLE
             return self._result(journal, "deferred", wanted, f"waiting: {busy}", record=False)
-        journal.phase, journal.from_version = SWITCHING, current
+        client.discard_downloads(keep=None)
+        return self._switch(journal, wanted, current)
+
+    def _switch(self, journal: Journal, wanted: str, current: str | None) -> CheckResult:
+        journal.phase, journal.target, journal.from_version = SWITCHING, wanted, current
         journal.trial_started_at, journal.trial_resumes = self.clock(), 0
         self._save(journal)
         self._step("switching")
@@ -298,7 +333,6 @@ class UpdateAgent:
         self._save(journal)
         self.kiosk.restart()
         self._step("restarted")
-        client.discard_downloads(keep=None)
         return self._trial(journal)
 
     # -- trial, commit, rollback -----------------------------------------------------------
@@ -308,9 +342,11 @@ class UpdateAgent:
         policy = self.config.policy
         while True:
             trial = Trial(
-                journal.target, journal.trial_started_at, self.kiosk.crashes(),
+                journal.target,
+                journal.trial_started_at,
+                self.kiosk.crashes(),
                 journal.trial_resumes,
-            )  # fmt: skip
+            )
             status = read_status(self.layout.kiosk_data_dir)
             decision = trial_decision(trial, status, self.clock(), policy)
             if decision.verdict is Verdict.COMMIT:

@@ -33,8 +33,14 @@ class UpdatePolicy:
     max_trial_resumes: int = 3
 
 
-def next_check_at(last_check: float | None, now: float, jitter: float, policy: UpdatePolicy,
-                  *, requested: bool = False) -> float:  # fmt: skip
+def next_check_at(
+    last_check: float | None,
+    now: float,
+    jitter: float,
+    policy: UpdatePolicy,
+    *,
+    requested: bool = False,
+) -> float:
     """When to check next. `jitter` is a random number in [0, 1) drawn by the caller;
     `requested` (support asked) means at once."""
     if requested or last_check is None:

@@ -17,11 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from porchlight.hub import auth, fleet, releases
+from porchlight.hub.app import create_app
+from porchlight.hub.config import HubConfig
 from porchlight.hub.releases import MOUNT_PATH, release_files
+from porchlight.hub.seed import DEMO_PASSWORD, ensure_person
+from porchlight.hub.store import Role, Store
 from porchlight.provisioning.kiosk_control import SimulatedKiosk
 from porchlight.provisioning.layout import DeviceLayout
 from porchlight.provisioning.release import build_release
@@ -38,6 +44,7 @@ RELEASES = {
     "1.2.0": "crash",
     "1.3.0": "unhealthy",
     "1.4.0": "healthy",
+    "1.5.0": "healthy",
 }
 
 
@@ -99,8 +106,9 @@ class Repo:
     def open(self) -> Repository:
         return Repository.open(self.config)
 
-    def publish(self, *versions: str, now: datetime | None = None,
-                min_version: str | None = None) -> Repository:  # fmt: skip
+    def publish(
+        self, *versions: str, now: datetime | None = None, min_version: str | None = None
+    ) -> Repository:
         repo = self.open()
         for version in versions:
             repo.add_release(self.files[version], version)
@@ -179,3 +187,69 @@ def kill_sim_kiosk(layout: DeviceLayout) -> None:
     pid_file = layout.update_dir / "sim-kiosk.pid"
     with contextlib.suppress(OSError, ValueError):
         os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+# -- the real hub, with the fleet API, for rollout tests -------------------------------------
+
+SUPPORT_USER = "support"
+
+
+@dataclass
+class FleetHub:
+    url: str
+    store: Store
+    config: HubConfig
+    support: requests.Session
+    tokens: dict[str, str]  # device id -> bearer token
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.support.request(method, self.url + path, timeout=30, **kwargs)
+        assert response.status_code < 400, response.text
+        return response.json()
+
+    def rollout(self, version: str, **plan: Any) -> dict[str, Any]:
+        return self.api("POST", "/api/fleet/rollouts", json={"version": version, **plan})
+
+    def devices(self, filter: str | None = None) -> dict[str, dict[str, Any]]:
+        query = f"?filter={filter}" if filter else ""
+        listed = self.api("GET", "/api/fleet/devices" + query)["devices"]
+        return {d["device_id"]: d for d in listed}
+
+
+def hub_app(config: HubConfig, store: Store) -> Any:
+    """The hub app with the fleet router and release files, wired or not in app.py yet."""
+    app = create_app(config, store=store)
+    paths = {getattr(route, "path", None) for route in app.routes}
+    if "/api/fleet/heartbeat" not in paths:
+        app.include_router(fleet.router)
+    if MOUNT_PATH not in paths:
+        releases.mount(app, config)
+    return app
+
+
+@pytest.fixture
+def fleet_hub(tmp_path: Path, repo: Repo, request: pytest.FixtureRequest) -> Iterator[FleetHub]:
+    """The hub serving `repo` as its releases, with `fleet_size` simulated devices enrolled
+    (parametrise indirectly, or 1)."""
+    size = getattr(request, "param", 1)
+    config = HubConfig(data_dir=repo.config.path.parent)
+    store = Store.open(config.resolved_database_url())
+    ensure_person(store, SUPPORT_USER, "Support Sam", Role.SUPPORT, DEMO_PASSWORD)
+    now = utc_now()
+    tokens = {}
+    for index in range(size):
+        patient = store.add_patient(f"Sim patient {index}", now=now)
+        token = auth.new_token()
+        device_id = f"sim-{index:03d}"
+        store.add_device(patient.id, auth.hash_token(token), now=now, device_id=device_id)
+        tokens[device_id] = token
+    with Served(hub_app(config, store)) as served:
+        support = requests.Session()
+        login = support.post(
+            served.url + "/api/login",
+            json={"username": SUPPORT_USER, "password": DEMO_PASSWORD},
+            timeout=30,
+        )
+        assert login.status_code == 200, login.text
+        yield FleetHub(served.url, store, config, support, tokens)
+    store.close()

@@ -26,9 +26,17 @@ from .conftest import Repo, kill_sim_kiosk, make_device
 DRIVER = Path(__file__).with_name("agent_driver.py")
 
 INSTALL_STEPS = [
-    "refreshing", "downloading", "downloaded", "installing", "installed", "switching",
-    "previous-linked", "current-linked", "restarted", "committed",
-]  # fmt: skip
+    "refreshing",
+    "downloading",
+    "downloaded",
+    "installing",
+    "installed",
+    "switching",
+    "previous-linked",
+    "current-linked",
+    "restarted",
+    "committed",
+]
 ROLLBACK_STEPS = ["rolling-back", "rolled-back-link", "rolled-back-restart", "rolled-back"]
 
 CASES = (
@@ -41,8 +49,11 @@ CASES = (
 def run_agent(root: Path, url: str, wanted: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(DRIVER), str(root), url, wanted, *extra],
-        capture_output=True, text=True, timeout=90, cwd=root,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=root,
+    )
 
 
 def assert_starts(layout: DeviceLayout) -> str:

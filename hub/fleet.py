@@ -1,0 +1,597 @@
+"""The fleet: device heartbeats and inventory, staged rollouts, diagnostics, the /support page.
+
+Devices (bearer token) post a heartbeat every check; the reply says which release the device
+should run (from the rollout policy, `porchlight.hub.rollouts`) and whether support asked for
+diagnostics. The update result a device carries in its heartbeat (installed, rolled back and
+why) is its report to the rollout, so a lost reply costs nothing: the next heartbeat repeats it.
+
+Support and admin see every device's technical state and nothing clinical: no patient names,
+no records, only device ids, versions, health and counts.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse
+from packaging.version import InvalidVersion, Version
+from pydantic import BaseModel, Field
+from sqlalchemy import (
+    Column,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    update,
+)
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from porchlight.errors import BadInput
+from porchlight.hub import rollouts
+from porchlight.hub.auth import DeviceIdentity, PersonIdentity, require_device, require_person
+from porchlight.hub.db import UTCDateTime, devices, metadata
+from porchlight.hub.services import services
+from porchlight.hub.store import Role
+from porchlight.provisioning.layout import check_version
+
+STATIC_DIR = Path(__file__).parent / "static"
+# Two missed 30-minute checks plus their jitter: the device is not reaching us.
+STALE_AFTER = timedelta(minutes=75)
+MAX_INVENTORY_BYTES = 16 * 1024
+MAX_BUNDLE_BYTES = 1024 * 1024
+FAILED_OUTCOMES = ("rolled_back", "rejected", "refused")
+
+# Latest heartbeat per device.
+fleet_devices = Table(
+    "fleet_devices",
+    metadata,
+    Column("device_id", String(36), ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("version", String(64), nullable=True),
+    Column("phase", String(16), nullable=True),
+    Column("inventory", Text, nullable=False),  # JSON, technical only
+    Column("diagnostics_requested_at", UTCDateTime(), nullable=True),
+    Column("diagnostics_requested_by", String(64), nullable=True),
+)
+
+rollouts_table = Table(
+    "rollouts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("version", String(64), nullable=False),
+    Column("from_version", String(64), nullable=True),
+    Column("plan", Text, nullable=False),  # JSON: canaries, stages, thresholds
+    Column("status", String(16), nullable=False),
+    Column("stage", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("stage_started_at", Float, nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("updated", UTCDateTime(), nullable=False),
+)
+
+rollout_reports = Table(
+    "rollout_reports",
+    metadata,
+    Column(
+        "rollout_id", String(36), ForeignKey("rollouts.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("device_id", String(36), primary_key=True),
+    Column("ok", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+)
+
+diagnostics = Table(
+    "diagnostics",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("device_id", String(36), ForeignKey("devices.id", ondelete="CASCADE"), index=True),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("bundle", Text, nullable=False),
+)
+
+router = APIRouter(tags=["fleet"])
+Device = Annotated[DeviceIdentity, Depends(require_device)]
+Support = Annotated[PersonIdentity, Depends(require_person(Role.SUPPORT, Role.ADMIN))]
+
+
+# -- wire models --------------------------------------------------------------------------
+
+
+class LastResult(BaseModel):
+    version: str | None = Field(None, max_length=64)
+    outcome: str = Field(max_length=32)
+    reason: str = Field("", max_length=1000)
+    at: float | None = None
+    rollout_id: str | None = Field(None, max_length=36)
+
+
+class UpdateInfo(BaseModel):
+    current: str | None = Field(None, max_length=64)
+    previous: str | None = Field(None, max_length=64)
+    phase: str = Field("idle", max_length=16)
+    target: str | None = Field(None, max_length=64)
+    last_result: LastResult | None = None
+    failed: dict[str, str] = Field(default_factory=dict, max_length=20)
+
+
+class Heartbeat(BaseModel):
+    """What a device says about itself: technical state only, never patient data."""
+
+    uptime_s: float | None = Field(None, ge=0)
+    outbox_depth: int | None = Field(None, ge=0)
+    last_call_quality: float | None = None  # placeholder until adaptive video reports it
+    disk_free_bytes: int | None = Field(None, ge=0)
+    disk_total_bytes: int | None = Field(None, ge=0)
+    cpu_temp_c: float | None = Field(None, ge=-50, le=150)
+    last_self_test: dict[str, Any] | None = None  # placeholder until the self-test lands
+    kiosk_problems: list[str] = Field(default_factory=list, max_length=10)
+    kiosk_activity: str | None = Field(None, max_length=16)
+    update: UpdateInfo = Field(default_factory=UpdateInfo)
+
+
+class UpdateDirective(BaseModel):
+    version: str
+    rollout_id: str
+
+
+class HeartbeatReply(BaseModel):
+    update: UpdateDirective | None
+    diagnostics_requested: bool
+
+
+class RolloutIn(BaseModel):
+    version: str = Field(max_length=64)
+    from_version: str | None = Field(None, max_length=64)
+    canaries: list[str] = Field(default_factory=list, max_length=100)
+    stages: list[float] = Field(default_factory=lambda: [10.0, 50.0, 100.0], max_length=20)
+    advance_fraction: float = 0.8
+    max_failure_rate: float = 0.2
+    min_reports: int = 3
+
+
+class DiagnosticsIn(BaseModel):
+    bundle: dict[str, Any]
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _lock(request: Request) -> threading.Lock:
+    # One per app: heartbeats evaluate and advance the rollout; two at once must not both
+    # advance it from the same state. (Starlette's State keeps its values in `_state`.)
+    return request.app.state._state.setdefault("fleet_lock", threading.Lock())
+
+
+def _version_key(text: str | None) -> tuple[int, Version | str]:
+    try:
+        return (1, Version(text or ""))
+    except InvalidVersion:
+        return (0, text or "")
+
+
+def _plan(row: Any) -> rollouts.Plan:
+    spec = json.loads(row.plan)
+    return rollouts.Plan(
+        id=row.id,
+        version=row.version,
+        from_version=row.from_version,
+        canaries=tuple(spec["canaries"]),
+        stages=tuple(spec["stages"]),
+        advance_fraction=spec["advance_fraction"],
+        max_failure_rate=spec["max_failure_rate"],
+        min_reports=spec["min_reports"],
+    )
+
+
+def _state(row: Any) -> rollouts.State:
+    return rollouts.State(rollouts.Status(row.status), row.stage, row.reason, row.stage_started_at)
+
+
+def _active_rollout(engine: Engine) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(rollouts_table)
+            .where(rollouts_table.c.status != rollouts.Status.SUPERSEDED.value)
+            .order_by(rollouts_table.c.created.desc())
+            .limit(1)
+        ).first()
+
+
+def _fleet_ids(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return [
+            r.id for r in conn.execute(select(devices.c.id).where(devices.c.revoked_at.is_(None)))
+        ]
+
+
+def _reports(engine: Engine, rollout_id: str) -> dict[str, rollouts.Report]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(rollout_reports).where(rollout_reports.c.rollout_id == rollout_id)
+        )
+        return {r.device_id: rollouts.Report(bool(r.ok), r.reason) for r in rows}
+
+
+def _save_state(engine: Engine, rollout_id: str, state: rollouts.State, now: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(rollouts_table)
+            .where(rollouts_table.c.id == rollout_id)
+            .values(
+                status=state.status.value,
+                stage=state.stage,
+                reason=state.reason,
+                stage_started_at=state.stage_started_at,
+                updated=now,
+            )
+        )
+
+
+def _record_result(
+    engine: Engine, rollout: Any, device_id: str, result: LastResult, now: datetime
+) -> None:
+    if result.rollout_id != rollout.id or result.version != rollout.version:
+        return
+    if result.outcome == "installed":
+        ok = True
+    elif result.outcome in FAILED_OUTCOMES:
+        ok = False
+    else:
+        return
+    with engine.begin() as conn:
+        conn.execute(
+            delete(rollout_reports).where(
+                (rollout_reports.c.rollout_id == rollout.id)
+                & (rollout_reports.c.device_id == device_id)
+            )
+        )
+        conn.execute(
+            insert(rollout_reports).values(
+                rollout_id=rollout.id,
+                device_id=device_id,
+                ok=int(ok),
+                reason=result.reason[:1000],
+                at=now,
+            )
+        )
+
+
+def _evaluate(engine: Engine, rollout: Any, now: datetime) -> tuple[rollouts.Plan, rollouts.State]:
+    plan, state = _plan(rollout), _state(rollout)
+    new = rollouts.evaluate(
+        plan, state, _fleet_ids(engine), _reports(engine, plan.id), now.timestamp()
+    )
+    if new != state:
+        _save_state(engine, plan.id, new, now)
+    return plan, new
+
+
+# -- devices --------------------------------------------------------------------------------
+
+
+def heartbeat_work(request: Request, device: DeviceIdentity, beat: Heartbeat) -> HeartbeatReply:
+    hub = services(request)
+    engine, now = hub.store.engine, hub.clock()
+    inventory = beat.model_dump_json()
+    if len(inventory) > MAX_INVENTORY_BYTES:
+        raise BadInput("the heartbeat is too large; send less detail")
+    version = beat.update.current
+    with _lock(request):
+        with engine.begin() as conn:
+            found = conn.execute(
+                select(fleet_devices).where(fleet_devices.c.device_id == device.device_id)
+            ).first()
+            values = {
+                "received_at": now,
+                "version": version,
+                "phase": beat.update.phase,
+                "inventory": inventory,
+            }
+            if found is None:
+                conn.execute(insert(fleet_devices).values(device_id=device.device_id, **values))
+            else:
+                conn.execute(
+                    update(fleet_devices)
+                    .where(fleet_devices.c.device_id == device.device_id)
+                    .values(**values)
+                )
+        requested = found is not None and found.diagnostics_requested_at is not None
+        directive = None
+        rollout = _active_rollout(engine)
+        if rollout is not None:
+            if beat.update.last_result is not None:
+                _record_result(engine, rollout, device.device_id, beat.update.last_result, now)
+            plan, state = _evaluate(engine, rollout, now)
+            target = rollouts.target_for(plan, state, device.device_id, version)
+            if target is not None and target != version:
+                directive = UpdateDirective(version=target, rollout_id=plan.id)
+    return HeartbeatReply(update=directive, diagnostics_requested=requested)
+
+
+@router.post("/api/fleet/heartbeat", response_model=HeartbeatReply)
+def post_heartbeat(request: Request, device: Device, beat: Heartbeat) -> HeartbeatReply:
+    """A device's heartbeat and inventory; the reply says what it should run."""
+    return heartbeat_work(request, device, beat)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BadInput(f"the diagnostics bundle is over {limit} bytes; send less log")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BadInput("the upload was cut off; send it again") from None
+    return b"".join(chunks)
+
+
+@router.post("/api/fleet/diagnostics")
+async def post_diagnostics(request: Request, device: Device) -> dict[str, str]:
+    """A diagnostics bundle support asked for (scrubbed on the device: no patient data)."""
+    body = await _read_limited(request, MAX_BUNDLE_BYTES)
+    try:
+        bundle = DiagnosticsIn.model_validate_json(body).bundle
+    except ValueError:
+        raise BadInput('the diagnostics bundle is not a JSON object {"bundle": {...}}') from None
+    hub = services(request)
+
+    def work() -> str:
+        bundle_id, now = str(uuid.uuid4()), hub.clock()
+        with hub.store.engine.begin() as conn:
+            conn.execute(
+                insert(diagnostics).values(
+                    id=bundle_id,
+                    device_id=device.device_id,
+                    received_at=now,
+                    bundle=json.dumps(bundle),
+                )
+            )
+            conn.execute(
+                update(fleet_devices)
+                .where(fleet_devices.c.device_id == device.device_id)
+                .values(diagnostics_requested_at=None, diagnostics_requested_by=None)
+            )
+        return bundle_id
+
+    return {"id": await run_in_threadpool(work)}
+
+
+# -- support ------------------------------------------------------------------------------
+
+
+def _device_row(row: Any, now: datetime, newest: str | None, has_bundle: bool) -> dict[str, Any]:
+    inventory = json.loads(row.inventory) if row.inventory else {}
+    update_info = inventory.get("update", {})
+    last = update_info.get("last_result") or {}
+    stale = row.received_at is None or now - row.received_at > STALE_AFTER
+    failing = bool(inventory.get("kiosk_problems")) or last.get("outcome") in FAILED_OUTCOMES
+    return {
+        "device_id": row.device_id,
+        "last_seen": row.received_at.isoformat() if row.received_at else None,
+        "version": row.version,
+        "phase": row.phase,
+        "uptime_s": inventory.get("uptime_s"),
+        "outbox_depth": inventory.get("outbox_depth"),
+        "last_call_quality": inventory.get("last_call_quality"),
+        "disk_free_bytes": inventory.get("disk_free_bytes"),
+        "disk_total_bytes": inventory.get("disk_total_bytes"),
+        "cpu_temp_c": inventory.get("cpu_temp_c"),
+        "kiosk_problems": inventory.get("kiosk_problems", []),
+        "last_result": last or None,
+        "stale": stale,
+        "failing": failing,
+        "old_version": newest is not None and _version_key(row.version) < _version_key(newest),
+        "diagnostics_requested": row.diagnostics_requested_at is not None,
+        "has_diagnostics": has_bundle,
+    }
+
+
+def _self_test_summary(test: Any) -> dict[str, Any] | None:
+    """When the last self-test ran and which checks found a problem (their names only)."""
+    if test is None:
+        return None
+    problems = [r.get("check", "?") for r in test.results if r.get("status") == "problem"]
+    return {"ran_at": test.ran_at.isoformat(), "trigger": test.trigger, "problems": problems}
+
+
+@router.get("/api/fleet/devices")
+def list_devices(request: Request, _person: Support, filter: str | None = None) -> dict[str, Any]:
+    """Every device that has sent a heartbeat; `filter` = stale, failing or old."""
+    if filter not in (None, "", "stale", "failing", "old"):
+        raise BadInput("filter must be stale, failing or old")
+    hub = services(request)
+    now = hub.clock()
+    with hub.store.engine.connect() as conn:
+        rows = list(conn.execute(select(fleet_devices).order_by(fleet_devices.c.device_id)))
+        with_bundle = {r[0] for r in conn.execute(select(diagnostics.c.device_id).distinct())}
+    newest = max((r.version for r in rows if r.version), key=_version_key, default=None)
+    listed = [_device_row(r, now, newest, r.device_id in with_bundle) for r in rows]
+    for device in listed:
+        device["last_self_test"] = _self_test_summary(
+            hub.store.latest_self_test(device["device_id"])
+        )
+    key = {"stale": "stale", "failing": "failing", "old": "old_version"}.get(filter or "")
+    if key:
+        listed = [d for d in listed if d[key]]
+    return {"devices": listed, "newest_version": newest, "count": len(listed)}
+
+
+def _rollout_json(engine: Engine, row: Any) -> dict[str, Any]:
+    plan, state = _plan(row), _state(row)
+    stages = rollouts.progress(plan, _fleet_ids(engine), _reports(engine, plan.id))
+    return {
+        "id": plan.id,
+        "version": plan.version,
+        "from_version": plan.from_version,
+        "status": state.status.value,
+        "stage": state.stage,
+        "stage_name": rollouts.stage_name(plan, state.stage),
+        "reason": state.reason,
+        "canaries": list(plan.canaries),
+        "max_failure_rate": plan.max_failure_rate,
+        "advance_fraction": plan.advance_fraction,
+        "created": row.created.isoformat(),
+        "created_by": row.created_by,
+        "stages": [s.__dict__ for s in stages],
+        "failures": [
+            {"device_id": d, "reason": r.reason}
+            for d, r in sorted(_reports(engine, plan.id).items())
+            if not r.ok
+        ][:50],
+    }
+
+
+@router.get("/api/fleet/rollouts")
+def list_rollouts(request: Request, _person: Support) -> dict[str, Any]:
+    engine = services(request).store.engine
+    with engine.connect() as conn:
+        rows = list(
+            conn.execute(select(rollouts_table).order_by(rollouts_table.c.created.desc()).limit(20))
+        )
+    return {"rollouts": [_rollout_json(engine, r) for r in rows]}
+
+
+@router.post("/api/fleet/rollouts", status_code=201)
+def create_rollout(request: Request, person: Support, body: RolloutIn) -> dict[str, Any]:
+    """Start a staged rollout; it replaces any rollout still open."""
+    hub = services(request)
+    engine, now = hub.store.engine, hub.clock()
+    check_version(body.version)
+    if body.from_version is not None:
+        check_version(body.from_version)
+    rollout_id = str(uuid.uuid4())
+    with _lock(request):
+        from_version = body.from_version
+        if from_version is None:
+            with engine.connect() as conn:
+                versions = [r[0] for r in conn.execute(select(fleet_devices.c.version)) if r[0]]
+            # What most of the fleet runs now is what a roll back returns to.
+            from_version = max(set(versions), key=versions.count) if versions else None
+        plan = rollouts.Plan(
+            rollout_id,
+            body.version,
+            from_version,
+            tuple(body.canaries),
+            tuple(body.stages),
+            body.advance_fraction,
+            body.max_failure_rate,
+            body.min_reports,
+        )
+        spec = {
+            "canaries": list(plan.canaries),
+            "stages": list(plan.stages),
+            "advance_fraction": plan.advance_fraction,
+            "max_failure_rate": plan.max_failure_rate,
+            "min_reports": plan.min_reports,
+        }
+        with engine.begin() as conn:
+            conn.execute(
+                update(rollouts_table)
+                .where(rollouts_table.c.status != rollouts.Status.SUPERSEDED.value)
+                .values(status=rollouts.Status.SUPERSEDED.value, updated=now)
+            )
+            conn.execute(
+                insert(rollouts_table).values(
+                    id=rollout_id,
+                    version=plan.version,
+                    from_version=from_version,
+                    plan=json.dumps(spec),
+                    status=rollouts.Status.RUNNING.value,
+                    stage=0,
+                    reason="",
+                    stage_started_at=now.timestamp(),
+                    created=now,
+                    created_by=person.username,
+                    updated=now,
+                )
+            )
+        row = _active_rollout(engine)
+        _evaluate(engine, row, now)  # no canaries: stage 0 is empty and opens stage 1 at once
+        return _rollout_json(engine, _active_rollout(engine))
+
+
+@router.post("/api/fleet/rollouts/{rollout_id}/{action}")
+def act_on_rollout(
+    request: Request, _person: Support, rollout_id: str, action: str
+) -> dict[str, Any]:
+    """pause, resume or rollback a rollout by hand."""
+    if action not in ("pause", "resume", "rollback"):
+        raise BadInput("the action must be pause, resume or rollback")
+    hub = services(request)
+    engine, now = hub.store.engine, hub.clock()
+    with _lock(request):
+        with engine.connect() as conn:
+            row = conn.execute(
+                select(rollouts_table).where(rollouts_table.c.id == rollout_id)
+            ).first()
+        if row is None:
+            raise BadInput("there is no rollout with that id")
+        plan, state = _plan(row), _state(row)
+        if action == "pause":
+            new = rollouts.pause(state)
+        elif action == "resume":
+            new = rollouts.resume(state, now.timestamp())
+        else:
+            new = rollouts.roll_back(plan, state)
+        _save_state(engine, rollout_id, new, now)
+        with engine.connect() as conn:
+            row = conn.execute(
+                select(rollouts_table).where(rollouts_table.c.id == rollout_id)
+            ).first()
+        return _rollout_json(engine, row)
+
+
+@router.post("/api/fleet/devices/{device_id}/diagnostics-request")
+def request_diagnostics(request: Request, person: Support, device_id: str) -> dict[str, bool]:
+    """Ask a device for a diagnostics bundle; it sees the request in its next heartbeat reply."""
+    hub = services(request)
+    with hub.store.engine.begin() as conn:
+        done = conn.execute(
+            update(fleet_devices)
+            .where(fleet_devices.c.device_id == device_id)
+            .values(diagnostics_requested_at=hub.clock(), diagnostics_requested_by=person.username)
+        ).rowcount
+    if not done:
+        raise BadInput("that device has not sent a heartbeat yet; nothing to ask")
+    return {"requested": True}
+
+
+@router.get("/api/fleet/devices/{device_id}/diagnostics")
+def latest_diagnostics(request: Request, _person: Support, device_id: str) -> dict[str, Any]:
+    hub = services(request)
+    with hub.store.engine.connect() as conn:
+        row = conn.execute(
+            select(diagnostics)
+            .where(diagnostics.c.device_id == device_id)
+            .order_by(diagnostics.c.received_at.desc())
+            .limit(1)
+        ).first()
+    if row is None:
+        raise BadInput("no diagnostics from that device yet; request them first")
+    return {
+        "device_id": device_id,
+        "received_at": row.received_at.isoformat(),
+        "bundle": json.loads(row.bundle),
+    }
+
+
+@router.get("/support", include_in_schema=False)
+async def support_page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "support.html", media_type="text/html")

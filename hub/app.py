@@ -26,11 +26,13 @@ from porchlight.hub import (
     api,
     devices,
     fhir,
+    fleet,
     health,
     inbox,
     metrics,
     nurse,
     questionnaires,
+    releases,
     signalling,
 )
 from porchlight.hub.auth import Forbidden
@@ -190,6 +192,7 @@ def create_app(
     app.include_router(accounts.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(fleet.router)  # heartbeats, rollouts, diagnostics, /support
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
@@ -199,5 +202,6 @@ def create_app(
     async def clinic_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "clinic.html", media_type="text/html")
 
+    releases.mount(app, config)  # TUF metadata and release files under /releases
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -114,6 +114,12 @@ PATTERNS: Mapping[str, Pattern] = MappingProxyType(
             blink("fast_blink", on_s=0.125, off_s=0.125),
             blink("breathing", on_s=0.0, off_s=0.0, fade_in_s=1.5, fade_out_s=1.5),
             sequence("heartbeat", (1.0, 0.15), (0.0, 0.15), (1.0, 0.15), (0.0, 2.55)),
+            # A clinician is calling: quick double flashes, every second (kiosk/state.py).
+            sequence("ringing", (1.0, 0.2), (0.0, 0.15), (1.0, 0.2), (0.0, 0.45)),
+            # An appointment is close: three short flashes, then a rest.
+            sequence(
+                "reminder", (1.0, 0.2), (0.0, 0.2), (1.0, 0.2), (0.0, 0.2), (1.0, 0.2), (0.0, 1.5)
+            ),
         )
     }
 )

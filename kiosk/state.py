@@ -8,6 +8,20 @@ the hub link, the call and the button, and carries out the effects it returns.
 Button rules: a press in idle joins the waiting room at once (the press is "used", so holding
 on does not also leave); holding for `hold_to_leave_s` while joining, waiting or in a call
 leaves or hangs up; every press beeps and shows `pressed` straight away.
+
+Holding for `hold_for_help_s` (3 s) from the home screen asks the care team for help: the
+press already joined (so a quick press still reaches the waiting room in well under a second),
+and the long hold takes the patient out again and queues a help request instead. Held for
+more than a second, the screen says "keep holding to ask for help".
+
+While ringing (a clinician calls the patient), a press answers; with auto-answer on (the
+nurse's setting, and the hub vouches the caller is of the patient's care team) the call is
+answered by itself after a spoken and shown countdown. After a call in which picture and sound
+flowed, the home screen asks "How was your call?" (five faces, then "Would you use video
+again?"); a press of the button instead simply goes on to what the button does at home.
+
+Words come from `words` (kiosk/i18n.py: the patient's language); `spoken` off drops every
+`Say` effect (beeps stay).
 """
 
 from __future__ import annotations
@@ -15,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from porchlight.kiosk.i18n import N_, Words, english
 from porchlight.kiosk.view import KioskState, KioskView
 
 S = KioskState
@@ -27,7 +42,10 @@ LIGHT_FOR_STATE = {
     S.WAITING: "slow_blink",
     S.IN_CALL: "breathing",
     S.ENDING: "off",
+    S.RINGING: "ringing",
 }
+# Home with an appointment close: the light draws the eye (kiosk/appointments.py says when).
+REMINDER_LIGHT = "reminder"
 
 
 @dataclass(frozen=True)
@@ -37,6 +55,12 @@ class Timings:
     connect_timeout_s: float = 30.0  # admitted but no media → give up on the call
     ending_s: float = 5.0  # how long "Call ended — thank you" stays up
     pressed_flash_s: float = 0.6  # `pressed` stays visible at least this long after a press
+    hold_for_help_s: float = 3.0  # held this long from the home screen: ask the care team
+    help_hint_after_s: float = 1.0  # then say "keep holding" (a normal press is much shorter)
+    auto_answer_s: float = 10.0  # the countdown before a ring is answered by itself
+    ring_timeout_s: float = 60.0  # nobody answered: stop ringing (the hub gives up too)
+    ring_beep_s: float = 2.0  # the ring tone: a beep this often while ringing
+    survey_timeout_s: float = 600.0  # "How was your call?" goes away quietly after this
 
 
 # ---------------------------------------------------------------- events (inputs)
@@ -129,6 +153,59 @@ class Tick:
     pass
 
 
+@dataclass(frozen=True)
+class Settings:
+    """The patient's kiosk settings (chosen by the nurse on the hub)."""
+
+    words: Words
+    spoken: bool = True  # spoken prompts on
+    auto_answer: bool = False  # answer the care team's calls by themselves
+
+
+@dataclass(frozen=True)
+class RingReceived:
+    """A clinician of the patient's care team is calling (`ring` from the hub)."""
+
+    ring_id: str
+    caller: str = ""  # the clinician's display name
+    auto_answer: bool = False  # the hub's side of the auto-answer rule
+
+
+@dataclass(frozen=True)
+class RingStopped:
+    ring_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Agenda:
+    """The home screen's line about the next appointment ("" for none)."""
+
+    line: str = ""
+
+
+@dataclass(frozen=True)
+class Remind:
+    """An appointment is close: say `text` and show the reminder light for `light_s`."""
+
+    text: str
+    light_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class SurveyFace:
+    """The patient touched one of the five faces: 1 (very bad) to 5 (very good)."""
+
+    score: int
+
+
+@dataclass(frozen=True)
+class SurveyAgain:
+    """The answer to "Would you use video again?"."""
+
+    again: bool
+
+
 Event = (
     HubConnected
     | HubLost
@@ -146,6 +223,13 @@ Event = (
     | CallEnded
     | HubError
     | Tick
+    | Settings
+    | RingReceived
+    | RingStopped
+    | Agenda
+    | Remind
+    | SurveyFace
+    | SurveyAgain
 )
 
 # ---------------------------------------------------------------- effects (outputs)
@@ -209,6 +293,25 @@ class ReconnectNow:
     """Skip the hub link's back-off and try again now (a press while offline)."""
 
 
+@dataclass(frozen=True)
+class SendRingAccept:
+    ring_id: str
+
+
+@dataclass(frozen=True)
+class QueueHelp:
+    """Queue a help request for the care team (through the outbox: it waits out any outage)."""
+
+
+@dataclass(frozen=True)
+class QueueSurvey:
+    """Queue the patient's rating of the call (through the outbox)."""
+
+    call_id: str
+    score: int | None
+    again: bool | None
+
+
 Effect = (
     SendJoin
     | SendLeave
@@ -221,20 +324,35 @@ Effect = (
     | Say
     | SetLight
     | ReconnectNow
+    | SendRingAccept
+    | QueueHelp
+    | QueueSurvey
 )
 
 # ---------------------------------------------------------------- words
 
-HOME_HEADLINE = "Press the button to call your nurse"
-WAITING_HEADLINE = "Your nurse knows you are waiting"
-LEAVE_HINT = "To leave, hold the button for 2 seconds"
-END_HINT = "To end the call, hold the button for 2 seconds"
-ENDED_HEADLINE = "Call ended — thank you"
-LOST_HEADLINE = "The call was lost — thank you"
-NOTICE_LEFT = "You have left the waiting room"
-NOTICE_REMOVED = "You are no longer in the waiting room"
-NOTICE_NO_ANSWER = "Your nurse's service did not answer. Please press the button again."
-NOTICE_REFUSED = "Could not join the waiting room. Please press the button again."
+# English msgids; the patient sees them through `words` (kiosk/i18n.py).
+HOME_HEADLINE = N_("Press the button to call your nurse")
+WAITING_HEADLINE = N_("Your nurse knows you are waiting")
+LEAVE_HINT = N_("To leave, hold the button for 2 seconds")
+END_HINT = N_("To end the call, hold the button for 2 seconds")
+ENDED_HEADLINE = N_("Call ended — thank you")
+LOST_HEADLINE = N_("The call was lost — thank you")
+NOTICE_LEFT = N_("You have left the waiting room")
+NOTICE_REMOVED = N_("You are no longer in the waiting room")
+NOTICE_NO_ANSWER = N_("Your nurse's service did not answer. Please press the button again.")
+NOTICE_REFUSED = N_("Could not join the waiting room. Please press the button again.")
+NOTICE_HELP = N_("Your care team has been asked to call you")
+NOTICE_MISSED = N_("You missed a call from your nurse. Press the button to call back.")
+NOTICE_RING_FAILED = N_("The call could not be connected. Your nurse will try again.")
+NOTICE_THANKS = N_("Thank you for your answers")
+HELP_HINT = N_("Keep holding to ask your care team for help")
+SAY_HELP = N_("I have asked your care team to call you. They will call as soon as they can.")
+SURVEY_FACES = N_("How was your call?")
+SURVEY_AGAIN = N_("Would you use video again?")
+RINGING_HEADLINE = N_("{caller} is calling you")
+RINGING_ANONYMOUS = N_("Your nurse is calling you")
+ANSWER_HINT = N_("Press the button to answer")
 
 
 @dataclass
@@ -243,6 +361,25 @@ class _Press:
     at: float = 0.0
     used: bool = True  # this press already did its job (join, leave), so a hold does nothing
     flash_until: float = float("-inf")
+    from_home: bool = False  # began on the home screen: a long hold asks for help
+    helped: bool = False  # ...and it did
+
+
+@dataclass
+class _Ring:
+    ring_id: str
+    caller: str
+    auto: bool
+    at: float
+    beeped_at: float
+    counted: int | None = None  # the last countdown number said aloud
+
+
+@dataclass
+class _Survey:
+    call_id: str
+    at: float
+    score: int | None = None
 
 
 @dataclass
@@ -263,6 +400,15 @@ class KioskMachine:
     notice: str = ""  # a one-off explanation shown under the home headline
     call_lost: bool = False
     press: _Press = field(default_factory=_Press)
+    words: Words = field(default_factory=english)
+    spoken: bool = True
+    auto_answer: bool = False
+    agenda: str = ""  # the home screen's line about the next appointment
+    reminder_light_until: float = float("-inf")
+    ring: _Ring | None = None
+    answering: bool = False  # joining because a ring was answered, not through the room
+    media_was_up: bool = False  # picture and sound flowed in the call that just ended
+    survey: _Survey | None = None  # "How was your call?" on the home screen
 
     def __post_init__(self) -> None:
         self.entered_at = self.now
@@ -286,6 +432,8 @@ class KioskMachine:
                 effects.append(Say(prompt))
         if self.view.light != before_light:
             effects.append(SetLight(self.view.light))
+        if not self.spoken:
+            effects = [e for e in effects if not isinstance(e, Say)]
         return effects
 
     def hello(self) -> dict[str, Any]:
@@ -307,15 +455,41 @@ class KioskMachine:
             self.entered_at = self.now
             if state != S.IDLE:
                 self.notice = ""
+                self.survey = None
+            if state != S.RINGING:
+                self.ring = None
+            if state != S.JOINING:
+                self.answering = False
 
-    def _home(self, notice: str = "") -> None:
+    def _home(self, notice: str = "", *, offline_too: bool = False) -> None:
         """Back to the home screen (or offline if the hub is gone)."""
         self.call_id = None
         self.media_up = False
         self.since = None
         self.resume_waiting = False
         self._go(S.IDLE if self.hub_up else S.OFFLINE)
-        self.notice = notice if self.state == S.IDLE else ""
+        self.notice = notice if self.state == S.IDLE or offline_too else ""
+
+    def _after_call(self) -> None:
+        """The call is over: home, asking "How was your call?" if there was a real call."""
+        call_id, rate = self.call_id, self.media_was_up
+        self._home()
+        self.media_was_up = False
+        if rate and call_id is not None and self.state == S.IDLE:
+            self.survey = _Survey(call_id, self.now)
+
+    def _drop_survey(self, effects: list[Effect]) -> None:
+        """Leave the survey: what was answered is kept (the rest is simply not known)."""
+        survey, self.survey = self.survey, None
+        if survey is not None and survey.score is not None:
+            effects.append(QueueSurvey(survey.call_id, survey.score, None))
+
+    def _answer_ring(self, effects: list[Effect]) -> None:
+        assert self.ring is not None
+        effects.append(SendRingAccept(self.ring.ring_id))
+        self._go(S.JOINING)
+        self.answering = True
+        effects.append(Say(self.words(N_("Connecting you to your nurse."))))
 
     def _end_call(self, effects: list[Effect], *, hang_up: bool, lost: bool) -> None:
         assert self.call_id is not None
@@ -338,7 +512,7 @@ class KioskMachine:
                         # put us back in the room and confirms with `waiting`.
                         self.resume_waiting = False
                         self._go(S.WAITING)
-                        effects.append(Say("You are back in the waiting room."))
+                        effects.append(Say(self.words(N_("You are back in the waiting room."))))
                         return True
                     self._home()
             case HubLost():
@@ -346,14 +520,14 @@ class KioskMachine:
                 if st == S.WAITING:
                     self.resume_waiting = True
                     self._go(S.OFFLINE)
-                elif st in (S.IDLE, S.JOINING):
+                elif st in (S.IDLE, S.JOINING, S.RINGING):
                     self._go(S.OFFLINE)
                 # In a call the media is peer to peer and may well carry on; ending finishes
                 # its countdown and then shows offline.
             case NeedsSetup():
                 self.hub_up = False
                 self.needs_setup = True
-                if st in (S.IDLE, S.JOINING, S.WAITING):
+                if st in (S.IDLE, S.JOINING, S.WAITING, S.RINGING):
                     self.resume_waiting = False
                     self._go(S.OFFLINE)
             case ButtonPressed():
@@ -372,6 +546,7 @@ class KioskMachine:
             case Admitted(call_id=call_id, ice_servers=ice):
                 if st in (S.JOINING, S.WAITING):
                     self.call_id, self.media_up, self.call_lost = call_id, False, False
+                    self.media_was_up = False
                     self._go(S.IN_CALL)
                     effects.append(StartCall(call_id, tuple(ice)))
                 elif not (st == S.IN_CALL and call_id == self.call_id) and self.hub_up:
@@ -386,6 +561,7 @@ class KioskMachine:
             case MediaConnected(call_id=call_id):
                 if st == S.IN_CALL and call_id == self.call_id:
                     self.media_up = True
+                    self.media_was_up = True
             case MediaFailed(call_id=call_id):
                 if st == S.IN_CALL and call_id == self.call_id:
                     self._end_call(effects, hang_up=True, lost=True)
@@ -394,10 +570,89 @@ class KioskMachine:
                     self._end_call(effects, hang_up=False, lost=False)
             case HubError():
                 if st == S.JOINING:
-                    self._home(NOTICE_REFUSED)
+                    self._home(NOTICE_RING_FAILED if self.answering else NOTICE_REFUSED)
             case Tick():
-                pass
+                self._tick_ringing(effects)
+            case Settings(words=words, spoken=spoken, auto_answer=auto):
+                self.words, self.spoken, self.auto_answer = words, spoken, auto
+                if self.ring is not None and not auto:
+                    self.ring.auto = False  # turned off while ringing: wait for a press
+            case Agenda(line=line):
+                self.agenda = line
+            case Remind(text=text, light_s=light_s):
+                if st == S.IDLE or (st == S.OFFLINE and not self.needs_setup):
+                    self.reminder_light_until = self.now + light_s
+                    effects.append(Say(text))
+                    return True
+            case RingReceived(ring_id=ring_id, caller=caller, auto_answer=auto):
+                if st in (S.IDLE, S.ENDING) and self.hub_up:
+                    return self._ringing(ring_id, caller, auto, effects)
+            case RingStopped(ring_id=ring_id):
+                if st == S.RINGING and self.ring is not None and self.ring.ring_id == ring_id:
+                    self._home(NOTICE_MISSED)
+                    effects.append(Say(self.words(NOTICE_MISSED)))
+                    return True
+            case SurveyFace(score=score):
+                if self.survey is not None and self.survey.score is None and 1 <= score <= 5:
+                    self.survey.score = score
+                    effects.append(Say(self.words(SURVEY_AGAIN)))
+                    return True
+            case SurveyAgain(again=again):
+                survey = self.survey
+                if survey is not None and survey.score is not None:
+                    self.survey = None
+                    effects.append(QueueSurvey(survey.call_id, survey.score, again))
+                    self.notice = NOTICE_THANKS
+                    effects.append(Say(self.words(NOTICE_THANKS) + "."))
+                    return True
         return False
+
+    def _ringing(self, ring_id: str, caller: str, auto: bool, effects: list[Effect]) -> bool:
+        self._drop_survey(effects)
+        if self.state == S.ENDING:
+            self._home()
+        self._go(S.RINGING)
+        # Both keys: the hub says the caller is of the care team and auto-answer is on; the
+        # kiosk's own copy of the nurse's setting agrees.
+        self.ring = _Ring(ring_id, caller, auto and self.auto_answer, self.now, self.now)
+        effects.append(Beep())
+        who = self._caller_words()
+        if self.ring.auto:
+            seconds = round(self.timings.auto_answer_s)
+            countdown = self.words.n(
+                "The call will start by itself in {n} second.",
+                "The call will start by itself in {n} seconds.",
+                seconds,
+            )
+            effects.append(Say(f"{who}. {countdown}"))
+        else:
+            effects.append(Say(f"{who}. {self.words(ANSWER_HINT)}."))
+        return True
+
+    def _caller_words(self) -> str:
+        if self.ring is not None and self.ring.caller:
+            return self.words(RINGING_HEADLINE, caller=self.ring.caller)
+        return self.words(RINGING_ANONYMOUS)
+
+    def _countdown(self) -> int | None:
+        ring = self.ring
+        if ring is None or not ring.auto:
+            return None
+        left = self.timings.auto_answer_s - (self.now - ring.at)
+        return max(0, int(-(-left // 1)))  # whole seconds left, rounded up
+
+    def _tick_ringing(self, effects: list[Effect]) -> None:
+        ring = self.ring
+        if self.state != S.RINGING or ring is None:
+            return
+        count = self._countdown()
+        if count is None:
+            if self.now - ring.beeped_at >= self.timings.ring_beep_s:
+                ring.beeped_at = self.now
+                effects.append(Beep())  # the ring tone; an auto-answer counts aloud instead
+        elif 0 < count <= 5 and count != ring.counted:
+            ring.counted = count
+            effects.append(Say(str(count)))
 
     def _pressed(self, effects: list[Effect]) -> bool:
         effects.append(Beep())
@@ -405,22 +660,32 @@ class KioskMachine:
             down=True, at=self.now, used=False, flash_until=self.now + self.timings.pressed_flash_s
         )
         st = self.state
+        self.press.from_home = st == S.IDLE or (st == S.OFFLINE and not self.needs_setup)
         if st == S.IDLE:
             self.press.used = True
             self.notice = ""
+            self._drop_survey(effects)
             effects.append(SendJoin())
             self._go(S.JOINING)
+        elif st == S.RINGING:
+            self.press.used = True
+            self._answer_ring(effects)
+            return True
         elif st == S.OFFLINE:
             self.press.used = True
             if self.needs_setup:
-                effects.append(Say("This kiosk needs setting up. Please ask your nurse."))
+                effects.append(
+                    Say(self.words(N_("This kiosk needs setting up. Please ask your nurse.")))
+                )
             else:
-                effects.append(Say("Not connected yet. The kiosk is trying again by itself."))
+                effects.append(
+                    Say(self.words(N_("Not connected yet. The kiosk is trying again by itself.")))
+                )
                 effects.append(ReconnectNow())
             return True
         elif st == S.ENDING:
             self.press.used = True
-            self._home()
+            self._after_call()
         return False
 
     def _released(self, held_s: float, effects: list[Effect]) -> bool:
@@ -432,11 +697,13 @@ class KioskMachine:
         self.press.down = False
         self.press.used = True
         if not was_used and self.state == S.WAITING:
-            effects.append(Say("Your nurse knows you are waiting. " + LEAVE_HINT + "."))
+            w = self.words
+            effects.append(Say(w(WAITING_HEADLINE) + ". " + w(LEAVE_HINT) + "."))
             return True
         return False
 
     def _check_hold(self, held: float, effects: list[Effect]) -> None:
+        self._check_help(held, effects)
         if not self.press.down or self.press.used or held < self.timings.hold_to_leave_s:
             return
         st = self.state
@@ -449,6 +716,35 @@ class KioskMachine:
             self.press.used = True
             self._end_call(effects, hang_up=True, lost=False)
 
+    def _check_help(self, held: float, effects: list[Effect]) -> None:
+        press = self.press
+        if not (press.down and press.from_home and not press.helped):
+            return
+        if held < self.timings.hold_for_help_s:
+            return
+        press.helped = True
+        st = self.state
+        if st not in (S.IDLE, S.OFFLINE, S.JOINING, S.WAITING):
+            return  # admitted meanwhile: the nurse is here
+        if st in (S.JOINING, S.WAITING) and self.hub_up:
+            effects.append(SendLeave())  # the press joined; the hold means "help" instead
+        effects.append(QueueHelp())
+        self._home(NOTICE_HELP, offline_too=True)
+        effects.append(Say(self.words(SAY_HELP)))
+
+    def _helping(self) -> float | None:
+        """How far a hold for help has got (0..1), once it is long enough to say so."""
+        press, t = self.press, self.timings
+        if not (press.down and press.from_home and not press.helped):
+            return None
+        if self.state not in (S.IDLE, S.OFFLINE, S.JOINING, S.WAITING):
+            return None
+        held = self.now - press.at
+        if held < t.help_hint_after_s:
+            return None
+        span = max(1e-9, t.hold_for_help_s - t.help_hint_after_s)
+        return min(1.0, (held - t.help_hint_after_s) / span)
+
     def _check_timeouts(self, effects: list[Effect]) -> None:
         t, age = self.timings, self.now - self.entered_at
         if self.state == S.JOINING and age >= t.join_timeout_s:
@@ -457,71 +753,130 @@ class KioskMachine:
         elif self.state == S.IN_CALL and not self.media_up and age >= t.connect_timeout_s:
             self._end_call(effects, hang_up=True, lost=True)
         elif self.state == S.ENDING and age >= t.ending_s:
-            self._home()
+            self._after_call()
+        elif self.state == S.RINGING and self.ring is not None:
+            if self.ring.auto and self.now - self.ring.at >= t.auto_answer_s:
+                self._answer_ring(effects)
+            elif age >= t.ring_timeout_s:
+                self._home(NOTICE_MISSED)
+                effects.append(Say(self.words(NOTICE_MISSED)))
+        if self.survey is not None and self.now - self.survey.at >= t.survey_timeout_s:
+            self._drop_survey(effects)  # quietly: nobody is punished for walking away
 
     # ------------------------------------------------------------ rendering
 
     def _prompt(self, before: KioskState) -> str:
-        st = self.state
+        st, w = self.state, self.words
         if st == S.IDLE:
-            return self.notice or (HOME_HEADLINE if before != S.ENDING else "")
+            if self.survey is not None:
+                return w(SURVEY_FACES) + " " + w(N_("Touch one of the faces."))
+            return w(self.notice) or (w(HOME_HEADLINE) if before != S.ENDING else "")
         if st == S.OFFLINE:
             if self.needs_setup:
-                return "This kiosk needs setting up. Please ask your nurse."
-            return "The kiosk has lost its connection. It is trying again by itself."
+                return w(N_("This kiosk needs setting up. Please ask your nurse."))
+            return w(N_("The kiosk has lost its connection. It is trying again by itself."))
         if st == S.JOINING:
-            return "Calling your nurse."
+            return w(N_("Calling your nurse."))
         if st == S.WAITING:
-            return WAITING_HEADLINE + "."
+            return w(WAITING_HEADLINE) + "."
         if st == S.IN_CALL:
-            return "Your nurse is here."
+            return w(N_("Your nurse is here."))
         if st == S.ENDING:
             if self.call_lost:
-                return "The call was lost. Thank you."
-            return "The call has ended. Thank you."
+                return w(N_("The call was lost. Thank you."))
+            return w(N_("The call has ended. Thank you."))
         return ""
 
     def _render(self) -> KioskView:
-        st = self.state
+        st, w = self.state, self.words
         pressed = self.press.down or self.now < self.press.flash_until
         link = "good" if self.hub_up else "none"
         light = LIGHT_FOR_STATE[st]
         show_video = False
+        countdown: int | None = None
+        step = ""
         if st == S.IDLE:
-            words = (HOME_HEADLINE, self.notice or "Ready", "Call my nurse", True)
+            if self.now < self.reminder_light_until:
+                light = REMINDER_LIGHT
+            if self.survey is not None:
+                step = "faces" if self.survey.score is None else "again"
+                headline = SURVEY_FACES if step == "faces" else SURVEY_AGAIN
+                words = (w(headline), "", w(N_("Call my nurse")), True)
+            elif self.agenda:
+                words = (self.agenda, w(self.notice or HOME_HEADLINE), w(N_("Call my nurse")), True)
+            else:
+                words = (
+                    w(HOME_HEADLINE),
+                    w(self.notice or N_("Ready")),
+                    w(N_("Call my nurse")),
+                    True,
+                )
         elif st == S.OFFLINE:
             if self.needs_setup:
                 words = (
-                    "This kiosk needs setting up",
-                    "Please ask your nurse to set it up again",
+                    w(N_("This kiosk needs setting up")),
+                    w(N_("Please ask your nurse to set it up again")),
                     "",
                     False,
                 )
             elif not self.ever_connected:
-                words = ("Getting ready", "Connecting to your nurse's service…", "Try again", True)
+                words = (
+                    w(N_("Getting ready")),
+                    w(self.notice or N_("Connecting to your nurse's service…")),
+                    w(N_("Try again")),
+                    True,
+                )
             elif self.resume_waiting:
                 words = (
-                    "Not connected",
-                    "Trying again by itself — you will be back in the waiting room",
-                    "Try again",
+                    w(N_("Not connected")),
+                    w(N_("Trying again by itself — you will be back in the waiting room")),
+                    w(N_("Try again")),
                     True,
                 )
             else:
-                words = ("Not connected", "Trying again by itself", "Try again", True)
+                detail = self.notice or N_("Trying again by itself")
+                words = (w(N_("Not connected")), w(detail), w(N_("Try again")), True)
         elif st == S.JOINING:
-            words = ("Calling your nurse…", "Please wait", "", False)
+            if self.answering:
+                words = (w(N_("Connecting you to your nurse…")), w(N_("Please wait")), "", False)
+            else:
+                words = (w(N_("Calling your nurse…")), w(N_("Please wait")), "", False)
         elif st == S.WAITING:
-            words = (WAITING_HEADLINE, LEAVE_HINT, "Hold to leave", True)
+            words = (w(WAITING_HEADLINE), w(LEAVE_HINT), w(N_("Hold to leave")), True)
         elif st == S.IN_CALL:
             if self.media_up:
-                words = ("You are talking to your nurse", END_HINT, "Hold to end call", True)
+                words = (
+                    w(N_("You are talking to your nurse")),
+                    w(END_HINT),
+                    w(N_("Hold to end call")),
+                    True,
+                )
                 show_video = True
                 link = "good"
             else:
-                words = ("Your nurse is joining…", END_HINT, "Hold to end call", True)
+                words = (
+                    w(N_("Your nurse is joining…")),
+                    w(END_HINT),
+                    w(N_("Hold to end call")),
+                    True,
+                )
+        elif st == S.RINGING:
+            countdown = self._countdown()
+            if countdown is not None:
+                detail = w.n(
+                    "The call will start by itself in {n} second",
+                    "The call will start by itself in {n} seconds",
+                    countdown,
+                )
+            else:
+                detail = w(ANSWER_HINT)
+            words = (self._caller_words(), detail, w(N_("Answer")), True)
         else:  # ENDING
-            words = (LOST_HEADLINE if self.call_lost else ENDED_HEADLINE, "", "", False)
+            words = (w(LOST_HEADLINE if self.call_lost else ENDED_HEADLINE), "", "", False)
         headline, detail, label, enabled = words
+        helping = self._helping()
+        if helping is not None:
+            detail = w(HELP_HINT)
         return KioskView(
             state=st,
             headline=headline,
@@ -532,4 +887,8 @@ class KioskMachine:
             link=link,
             show_video=show_video,
             pressed=pressed,
+            countdown=countdown,
+            step=step,
+            help_fraction=helping,
+            language=w.code,
         )

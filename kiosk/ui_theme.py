@@ -79,6 +79,7 @@ INTENT_FOR_STATE = {
     KioskState.WAITING: LEAVE,
     KioskState.IN_CALL: LEAVE,
     KioskState.ENDING: NEUTRAL,
+    KioskState.RINGING: CALL,  # "Answer"
 }
 
 

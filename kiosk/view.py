@@ -22,6 +22,7 @@ class KioskState(StrEnum):
     WAITING = "waiting"
     IN_CALL = "in_call"
     ENDING = "ending"
+    RINGING = "ringing"  # a clinician is calling the patient
 
 
 # Link indicator values; no numbers on the kiosk.
@@ -39,6 +40,10 @@ class KioskView:
     link: str  # one of LINK_LEVELS
     show_video: bool  # in call: remote video full screen + small self-view
     pressed: bool = False  # True right after a press (instant feedback)
+    countdown: int | None = None  # ringing with auto-answer: whole seconds left
+    step: str = ""  # home screen asking about the last call: "faces", then "again"
+    help_fraction: float | None = None  # a hold for help under way: 0..1, else None
+    language: str = "en"  # the language of the words above
 
 
 class FrameSource(Protocol):

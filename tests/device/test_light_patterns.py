@@ -25,7 +25,8 @@ def flashes(pattern: Pattern, seconds: float) -> int:
 
 
 def test_the_issue_names_are_all_there():
-    assert set(PATTERNS) == {"steady", "off", "slow_blink", "fast_blink", "breathing", "heartbeat"}
+    issue_2 = {"steady", "off", "slow_blink", "fast_blink", "breathing", "heartbeat"}
+    assert set(PATTERNS) == issue_2 | {"ringing", "reminder"}  # + issue 8 (calls, appointments)
     with pytest.raises(TypeError):
         PATTERNS["party"] = PATTERNS["steady"]  # type: ignore[index]
 

@@ -216,9 +216,9 @@ class FleetHub:
         return {d["device_id"]: d for d in listed}
 
 
-def hub_app(config: HubConfig, store: Store) -> Any:
+def hub_app(config: HubConfig, store: Store, **kwargs: Any) -> Any:
     """The hub app with the fleet router and release files, wired or not in app.py yet."""
-    app = create_app(config, store=store)
+    app = create_app(config, store=store, **kwargs)
     paths = {getattr(route, "path", None) for route in app.routes}
     if "/api/fleet/heartbeat" not in paths:
         app.include_router(fleet.router)

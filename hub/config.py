@@ -39,6 +39,8 @@ class HubConfig:
     waiting_grace_s: float = WAITING_GRACE_S
     # Where people reach the hub (behind a proxy, say); only printed and used for cookie flags.
     public_url: str | None = None
+    # "text" (readable lines) or "json" (one object per line, ids masked: hub/logs.py).
+    log_format: str = "text"
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -59,6 +61,8 @@ class HubConfig:
                     "hub.ice_servers lists a TURN server: set hub.turn_username and "
                     "hub.turn_credential too"
                 )
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"hub.log_format must be 'text' or 'json', not {self.log_format!r}")
         if self.public_url is not None and urlsplit(self.public_url).scheme not in (
             "http",
             "https",

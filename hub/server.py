@@ -16,6 +16,7 @@ import uvicorn
 from porchlight.errors import TransportFailed
 from porchlight.hub.app import create_app
 from porchlight.hub.config import HubConfig
+from porchlight.hub.logs import use_json_logs
 from porchlight.hub.services import Clock, utc_now
 from porchlight.hub.store import Store
 
@@ -190,6 +191,8 @@ def serve(config: HubConfig, *, log_level: str = "info") -> None:
     store = Store.open(config.resolved_database_url())
     try:
         app = create_app(config, store=store)
+        if config.log_format == "json":
+            use_json_logs(app.state.cluster.instance_id)
         uvicorn.Server(_uvicorn_config(app, config, log_level=log_level)).run()
     finally:
         store.close()

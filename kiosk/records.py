@@ -38,6 +38,14 @@ class RecordKind(StrEnum):
     VITALS = "vitals"
     ANSWERS = "answers"
     DEVICE_FAULT = "device_fault"  # e.g. the outbox file was corrupt and was moved aside
+    HELP_REQUEST = "help_request"  # the patient held the button: "please call me"
+    SURVEY = "survey"  # the patient's rating of a call, and whether they would use video again
+    CALL_QUALITY = "call_quality"  # what the kiosk measured of one call (no content, only times)
+
+
+HELP_HOW = frozenset({"held_button"})
+MAX_CALL_S = 24 * 3600.0
+MAX_VIDEO_HEIGHT = 4320
 
 
 @dataclass(frozen=True)
@@ -369,16 +377,62 @@ class Record:
                     raise BadInput("the questionnaire this record answers is not known here")
                 _refuse(check_answers(questionnaire, body["answers"]))
             _check_flags(body["flags"], body["answers"])
-        else:
+        elif kind is RecordKind.DEVICE_FAULT:
             _check_body_keys(body, {"code", "detail"})
             _short_text(body["code"], "fault code")
             _short_text(body["detail"], "fault detail", MAX_FAULT_DETAIL)
+        else:
+            _check_call_body(kind, body)
         return cls(record_id, patient_id, kind, recorded_at, body)
 
 
 def _check_body_keys(body: Mapping[str, Any], keys: set[str]) -> None:
     if set(body) != keys:
         raise BadInput(f"this kind of record has body fields {', '.join(sorted(keys))}")
+
+
+def _seconds(value: Any, what: str, limit: float = MAX_CALL_S) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= limit:
+        raise BadInput(f"{what} must be a number of seconds from 0 to {limit:g}")
+    return float(value)
+
+
+def _check_call_body(kind: RecordKind, body: Mapping[str, Any]) -> None:
+    """Help requests, survey answers and call-quality summaries."""
+    if kind is RecordKind.HELP_REQUEST:
+        _check_body_keys(body, {"how"})
+        if body["how"] not in HELP_HOW:
+            raise BadInput(f"how must be one of {', '.join(sorted(HELP_HOW))}")
+        return
+    if kind is RecordKind.SURVEY:
+        _check_body_keys(body, {"call_id", "score", "again"})
+        _short_text(body["call_id"], "call_id")
+        score, again = body["score"], body["again"]
+        if score is not None and (type(score) is not int or not 1 <= score <= 5):
+            raise BadInput("score must be a whole number from 1 (very bad) to 5 (very good)")
+        if again is not None and not isinstance(again, bool):
+            raise BadInput("again must be true, false or null")
+        if score is None and again is None:
+            raise BadInput("a survey record needs a score or an answer to 'again'")
+        return
+    _check_body_keys(
+        body, {"call_id", "duration_s", "connect_s", "video_s", "audio_only_s", "freeze_s"}
+    )
+    _short_text(body["call_id"], "call_id")
+    duration = _seconds(body["duration_s"], "duration_s")
+    if body["connect_s"] is not None:
+        _seconds(body["connect_s"], "connect_s", 600.0)
+    video = body["video_s"]
+    if not isinstance(video, Mapping) or len(video) > 20:
+        raise BadInput("video_s must be an object of picture height to seconds (at most 20)")
+    total = _seconds(body["audio_only_s"], "audio_only_s")
+    for height, seconds in video.items():
+        if not (isinstance(height, str) and height.isdigit() and 0 < int(height) <= 4320):
+            raise BadInput(f"video_s keys are picture heights from 1 to {MAX_VIDEO_HEIGHT}")
+        total += _seconds(seconds, "video_s")
+    if total > duration + 1.0:
+        raise BadInput("video_s and audio_only_s add up to more than duration_s")
+    _seconds(body["freeze_s"], "freeze_s")
 
 
 def _check_flags(flags: Any, values: Mapping[str, Any]) -> None:
@@ -423,3 +477,54 @@ def fault_record(
     """A device fault worth telling the hub about. `detail` must hold no patient data."""
     body = {"code": _short_text(code, "fault code"), "detail": detail[:MAX_FAULT_DETAIL] or code}
     return Record(canonical_id(record_id), patient_id, RecordKind.DEVICE_FAULT, iso_utc(now), body)
+
+
+def help_record(*, record_id: str, patient_id: str, now: datetime) -> Record:
+    """The patient asked the care team to call them (held the button on the home screen)."""
+    body = {"how": "held_button"}
+    return Record(canonical_id(record_id), patient_id, RecordKind.HELP_REQUEST, iso_utc(now), body)
+
+
+def survey_record(
+    call_id: str,
+    score: int | None,
+    again: bool | None,
+    *,
+    record_id: str,
+    patient_id: str,
+    now: datetime,
+) -> Record:
+    """How the patient rated a call (1 very bad … 5 very good) and whether they would use
+    video again; either may be unknown (None), not both."""
+    body = {"call_id": call_id, "score": score, "again": again}
+    record = Record(canonical_id(record_id), patient_id, RecordKind.SURVEY, iso_utc(now), body)
+    return Record.from_wire(record.to_wire())
+
+
+def call_quality_record(
+    call_id: str,
+    *,
+    duration_s: float,
+    connect_s: float | None,
+    video_s: Mapping[int, float],
+    audio_only_s: float,
+    freeze_s: float,
+    record_id: str,
+    patient_id: str,
+    now: datetime,
+) -> Record:
+    """What the kiosk measured of one call: how long, how long to connect, seconds sent at
+    each picture height, seconds audio-only, and the clinician's picture frozen (gaps over
+    0.5 s between decoded frames). Rounded to 0.1 s: resends compare equal."""
+    body = {
+        "call_id": call_id,
+        "duration_s": round(duration_s, 1),
+        "connect_s": None if connect_s is None else round(connect_s, 1),
+        "video_s": {str(h): round(s, 1) for h, s in sorted(video_s.items()) if s > 0},
+        "audio_only_s": round(audio_only_s, 1),
+        "freeze_s": round(freeze_s, 1),
+    }
+    record = Record(
+        canonical_id(record_id), patient_id, RecordKind.CALL_QUALITY, iso_utc(now), body
+    )
+    return Record.from_wire(record.to_wire())

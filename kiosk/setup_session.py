@@ -20,6 +20,7 @@ from typing import Any
 
 from porchlight.errors import PorchlightError
 from porchlight.kiosk.config import KioskConfig
+from porchlight.kiosk.credential import credential_path
 from porchlight.kiosk.setup_flow import (
     ApplyWifi,
     Effect,
@@ -30,9 +31,10 @@ from porchlight.kiosk.setup_flow import (
     ScanWifi,
     SetupFlow,
     SetupView,
+    Step,
 )
 from porchlight.provisioning import selftest
-from porchlight.provisioning.enrol import Enrolled, enrol_device
+from porchlight.provisioning.enrol import Enrolled, enrol_device, key_path
 from porchlight.provisioning.qr_scan import QrScanner
 from porchlight.provisioning.usb import MOUNT_ROOTS, UsbEnrolment, UsbWatcher
 from porchlight.provisioning.wifi import WifiBackend
@@ -51,7 +53,7 @@ class SetupSession:
         wifi: WifiBackend,
         usb_roots: Iterable[Path] = MOUNT_ROOTS,
         open_camera: Callable[[], Any] | None = None,
-        button_wait_s: float = BUTTON_WAIT_S,
+        button_wait_s: float | None = BUTTON_WAIT_S,
         usb_interval_s: float = 1.0,
     ) -> None:
         self.config = config
@@ -178,7 +180,9 @@ class SetupSession:
                 self.device,
                 probe,
                 trigger="setup",
-                wait_for_press=selftest.press_waiter(self.device.button, self._button_wait_s),
+                wait_for_press=None
+                if self._button_wait_s is None  # nobody there to press it
+                else selftest.press_waiter(self.device.button, self._button_wait_s),
             )
             if probe is not None:
                 try:
@@ -194,3 +198,67 @@ class SetupSession:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+# ---------------------------------------------------------------- running it
+
+REVOKED_SUFFIX = ".refused"
+
+
+def set_aside_credential(data_dir: Path) -> Path | None:
+    """Move a refused credential (and its key) out of the way, so the kiosk starts in setup.
+
+    Kept, not deleted: support can still see which device it was."""
+    moved = None
+    for path in (credential_path(data_dir), key_path(data_dir)):
+        if path.exists():
+            target = path.with_name(path.name + REVOKED_SUFFIX)
+            path.replace(target)
+            moved = moved or target
+    return moved
+
+
+async def run_setup(config: Any, *, ui: bool = True, stop: Any = None) -> bool:
+    """Show the setup screen until the nurse finishes (True) or `stop` is set (False).
+
+    Real hardware and NetworkManager on a Raspberry Pi; simulated ones elsewhere (Wi-Fi
+    connections are then written to <data_dir>/wifi, USB sticks looked for in <data_dir>/usb).
+    """
+    from porchlight.device.hardware import open_device, should_simulate
+    from porchlight.provisioning.wifi import FileWifi, NmcliWifi
+
+    stop = stop or asyncio.Event()
+    device_config = config.device_config()
+    simulate = should_simulate(device_config)
+    device = open_device(device_config, loop=asyncio.get_running_loop())
+    data_dir = Path(config.data_dir)
+    session = SetupSession(
+        config,
+        device,
+        wifi=FileWifi(data_dir / "wifi") if simulate else NmcliWifi(),
+        usb_roots=[data_dir / "usb"] if simulate else MOUNT_ROOTS,
+        button_wait_s=BUTTON_WAIT_S if ui else None,
+    )
+    if not ui:
+        # No screen, nobody to press Finish: done once enrolled and checked (QR or USB).
+        session.subscribe(lambda view: session.act("finish") if view.step is Step.DONE else None)
+    await session.start()
+    app = None
+    if ui:
+        from porchlight.kiosk.ui_setup import SetupApp  # Kivy only when there is a screen
+
+        app = SetupApp(session)
+    tasks = [asyncio.ensure_future(session.done.wait()), asyncio.ensure_future(stop.wait())]
+    if app is not None:
+        tasks.append(asyncio.ensure_future(app.async_run(async_lib="asyncio")))
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        return session.done.is_set()
+    finally:
+        if app is not None:
+            app.stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await session.stop()
+        await device.close()

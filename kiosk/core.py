@@ -80,6 +80,8 @@ class KioskCore:
         self.ui_ready = asyncio.Event()
         # The outbox + sync worker (check-in answers, vitals); None if not enrolled.
         self.records: KioskRecords | None = None
+        # The HTTP status / close code with which the hub last refused our credential.
+        self.refused_status: int | None = None
 
     # ------------------------------------------------------------ public API
 
@@ -270,6 +272,7 @@ class KioskCore:
             case LinkDown():
                 self._handle(sm.HubLost())
             case LinkRefused(status=status, message=message):
+                self.refused_status = status
                 self.last_error = f"the hub refused this kiosk ({status}): {message}"
                 self._handle(sm.NeedsSetup())
             case _:

@@ -19,8 +19,14 @@ from porchlight import config as config_loader
 from porchlight.device import watchdog
 from porchlight.kiosk.config import KioskConfig
 from porchlight.kiosk.core import KioskCore
+from porchlight.kiosk.credential import credential_path
+from porchlight.kiosk.setup_session import run_setup, set_aside_credential
+from porchlight.protocol import CLOSE_NOT_AUTHORISED
 
 log = logging.getLogger(__name__)
+
+# Refusals that mean the credential is dead (revoked or unknown), not a passing problem.
+REVOKED = frozenset({401, CLOSE_NOT_AUTHORISED})
 
 
 async def run_kiosk(
@@ -33,31 +39,58 @@ async def run_kiosk(
     """Run until `stop` is set (or, with a UI, until the window closes).
 
     `on_started(core)` is called once the core is running (tests use it to reach the core).
+    With no credential the kiosk starts in setup (kiosk/ui_setup.py); when the hub refuses
+    the credential for good (revoked: 401/4401) the credential is set aside and setup shows
+    again, so a nurse can enrol the kiosk afresh.
     """
     stop = stop or asyncio.Event()
+    while not stop.is_set():
+        if not credential_path(config.data_dir).exists() and not await run_setup(
+            config, ui=ui, stop=stop
+        ):
+            return
+        if not await _run_enrolled(config, ui=ui, stop=stop, on_started=on_started):
+            return
+        set_aside_credential(config.data_dir)
+        log.warning("the hub refused this kiosk's credential; showing setup again")
+
+
+async def _run_enrolled(
+    config: KioskConfig,
+    *,
+    ui: bool,
+    stop: asyncio.Event,
+    on_started: Callable[[KioskCore], None] | None,
+) -> bool:
+    """Run the enrolled kiosk; True when it stopped because its credential was revoked."""
+    revoked = asyncio.Event()
     core = KioskCore(config)
     await core.start()
+    core.subscribe(lambda _view: revoked.set() if core.refused_status in REVOKED else None)
     pinger = watchdog.Watchdog()
     pinger.start()
     tasks: list[asyncio.Task[object]] = []
     try:
         if on_started is not None:
             on_started(core)
+        revoked_task = asyncio.create_task(revoked.wait(), name="kiosk-revoked")
+        stop_task = asyncio.create_task(stop.wait(), name="kiosk-stop")
+        tasks = [revoked_task, stop_task]
         if not ui:
             watchdog.notify(ready=True, status="kiosk running (no screen)")
-            await stop.wait()
-            return
+            await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
+            return revoked.is_set()
         app = _make_app(core, config)
         ui_task = asyncio.create_task(app.async_run(async_lib="asyncio"), name="kiosk-ui")
-        stop_task = asyncio.create_task(stop.wait(), name="kiosk-stop")
         ready_task = asyncio.create_task(_ready_when_drawn(core), name="kiosk-ready")
-        tasks = [ui_task, stop_task, ready_task]
-        await asyncio.wait({ui_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        tasks += [ui_task, ready_task]
+        await asyncio.wait({ui_task, stop_task, revoked_task}, return_when=asyncio.FIRST_COMPLETED)
         if not ui_task.done():
             app.stop()
             await ui_task
         elif ui_task.exception() is not None:
             raise ui_task.exception()  # type: ignore[misc]
+        return revoked.is_set()
     finally:
         for task in tasks:
             task.cancel()

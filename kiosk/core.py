@@ -20,9 +20,11 @@ from porchlight.device.sim_control import SimControl
 from porchlight.errors import BadInput, NotAuthorised
 from porchlight.kiosk import state as sm
 from porchlight.kiosk.call import CallCounters, CallSession
+from porchlight.kiosk.call_quality import QualityMeter
 from porchlight.kiosk.config import KioskConfig
 from porchlight.kiosk.credential import DeviceCredential, load_credential
 from porchlight.kiosk.hub_link import HubLink, LinkDown, LinkEvent, LinkRefused, LinkTimings, LinkUp
+from porchlight.kiosk.patient_care import HELP_NOT_SENT, PLAN_CHANGED, RING_ACCEPT, PatientCare
 from porchlight.kiosk.sync import KioskRecords, open_records
 from porchlight.kiosk.view import KioskView, LatestFrame
 from porchlight.protocol import DeviceSays, HubToDevice
@@ -30,6 +32,8 @@ from porchlight.protocol import DeviceSays, HubToDevice
 log = logging.getLogger(__name__)
 
 TICK_S = 0.1  # how often time moves on for the state machine (holds, timeouts, flashes)
+CARE_EVERY_TICKS = 10  # the plan's clock (appointment line, reminders): once a second
+PLAN_EVERY_S = 300.0  # fetch the patient's plan this often (and on reconnect, and when told)
 
 
 class KioskCore:
@@ -80,6 +84,13 @@ class KioskCore:
         self.ui_ready = asyncio.Event()
         # The outbox + sync worker (check-in answers, vitals); None if not enrolled.
         self.records: KioskRecords | None = None
+        # The patient's plan, reminders, help and ratings (kiosk/patient_care.py).
+        self.care: PatientCare | None = None
+        self._plan_task: asyncio.Task[None] | None = None
+        self._plan_wanted = asyncio.Event()
+        self._quality: QualityMeter | None = None
+        self._frames_seen = 0
+        self._ticks = 0
         # The HTTP status / close code with which the hub last refused our credential.
         self.refused_status: int | None = None
 
@@ -102,6 +113,14 @@ class KioskCore:
     def button_up(self) -> None:
         held = 0.0 if self._press_at is None else self._clock() - self._press_at
         self._on_released(held)
+
+    def survey_face(self, score: int) -> None:
+        """The patient touched a face (1 very bad … 5 very good) after a call."""
+        self._handle(sm.SurveyFace(score))
+
+    def survey_again(self, again: bool) -> None:
+        """The patient's answer to "Would you use video again?"."""
+        self._handle(sm.SurveyAgain(again))
 
     @property
     def simulated(self) -> bool:
@@ -156,6 +175,7 @@ class KioskCore:
             self._handle(sm.NeedsSetup())
         else:
             await self._open_records(credential)
+            await self._open_care(credential)
             self._link = HubLink(
                 self.config.hub_url or credential.hub_url,
                 credential.token,
@@ -186,6 +206,44 @@ class KioskCore:
             )
         except Exception as exc:
             log.error("the outbox could not be opened (%s); check-ins are off", type(exc).__name__)
+
+    async def _open_care(self, credential: DeviceCredential) -> None:
+        """The patient's plan as last kept on the device, then kept fresh from the hub."""
+        care = PatientCare(
+            self.config.data_dir,
+            hub_url=self.config.hub_url or credential.hub_url,
+            token=credential.token,
+            patient_id=credential.patient_id,
+        )
+        await asyncio.to_thread(care.load)
+        self.care = care
+        self._apply_settings()
+        self._care_tick()
+        self._plan_task = asyncio.create_task(self._keep_plan(), name="kiosk-plan")
+
+    async def _keep_plan(self) -> None:
+        assert self.care is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._plan_wanted.wait(), PLAN_EVERY_S)
+            self._plan_wanted.clear()
+            if await asyncio.to_thread(self.care.refresh):
+                self._apply_settings()
+                self._care_tick()
+
+    def _apply_settings(self) -> None:
+        if self.care is None:
+            return
+        speaker = self.device.speaker if self.device is not None else None
+        if speaker is not None and hasattr(speaker, "voice"):
+            speaker.voice = self.care.voice  # espeak-ng speaks the patient's language
+        self._handle(self.care.settings())
+
+    def _care_tick(self) -> None:
+        if self.care is None:
+            return
+        for event in self.care.tick():
+            self._handle(event)
 
     def sim_handlers(self) -> dict[str, Callable[..., Awaitable[Any]]]:
         """Commands of the simulated device's control socket (porchlight.device.sim_control)."""
@@ -228,6 +286,11 @@ class KioskCore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        if self._plan_task is not None:
+            self._plan_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._plan_task
+            self._plan_task = None
         if self._link is not None:
             if self._call is not None and self._link.connected:
                 self._link.send({"type": DeviceSays.HANGUP, "call_id": self._call.call_id})
@@ -235,6 +298,9 @@ class KioskCore:
         if self.records is not None:
             await asyncio.to_thread(self.records.close)
             self.records = None
+        if self.care is not None:
+            self.care.close()
+            self.care = None
         await self._detach_call()
         for task in list(self._tasks):
             task.cancel()
@@ -268,6 +334,7 @@ class KioskCore:
                 self.last_error = ""
                 if self.records is not None:
                     self.records.kick()  # the hub is back: send what waited, now
+                self._plan_wanted.set()  # and see whether the plan changed meanwhile
                 self._handle(sm.HubConnected())
             case LinkDown():
                 self._handle(sm.HubLost())
@@ -281,6 +348,13 @@ class KioskCore:
     def _on_hub_message(self, msg: dict[str, Any]) -> None:
         kind = msg.get("type")
         call_id = msg.get("call_id")
+        if kind == PLAN_CHANGED:
+            self._plan_wanted.set()
+            return
+        ringing = PatientCare.event_for(msg)
+        if ringing is not None:
+            self._handle(ringing)
+            return
         if kind == HubToDevice.WAITING:
             self._handle(sm.WaitingConfirmed(_text(msg.get("since"))))
         elif kind == HubToDevice.LEFT:
@@ -307,6 +381,10 @@ class KioskCore:
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(TICK_S)
+            self._ticks += 1
+            if self._ticks % CARE_EVERY_TICKS == 0:
+                self._care_tick()
+            self._watch_quality()
             self._handle(sm.Tick())
 
     # ------------------------------------------------------------ the machine
@@ -360,11 +438,37 @@ class KioskCore:
                 self._start_call(call_id, ice_servers)
             case sm.ApplyAnswer(call_id=call_id, sdp=sdp):
                 self._spawn(self._apply_answer(call_id, sdp))
-            case sm.EndCall():
+            case sm.EndCall(call_id=call_id):
+                self._record_quality(call_id)
                 self._spawn(self._detach_call())
             case sm.ReconnectNow():
                 if self._link is not None:
                     self._link.reconnect_now()
+            case sm.SendRingAccept(ring_id=ring_id):
+                self._send({"type": RING_ACCEPT, "ring_id": ring_id})
+            case sm.QueueHelp():
+                self._spawn(self._queue_help())
+            case sm.QueueSurvey():
+                if self.care is not None:
+                    self._spawn(self._queue(self.care.survey(effect)))
+
+    async def _queue(self, record: Any) -> bool:
+        """Put one record in the outbox (off the loop); the sync worker sends it."""
+        if self.records is None:
+            log.warning("no outbox: a %s record was not kept", record.kind.value)
+            return False
+        try:
+            await asyncio.to_thread(self.records.save, [record])
+        except Exception as exc:
+            log.error("a %s record could not be kept (%s)", record.kind.value, type(exc).__name__)
+            return False
+        return True
+
+    async def _queue_help(self) -> None:
+        if self.care is None or not await self._queue(self.care.help_request()):
+            # Said only when it failed: the machine already said it was asked for.
+            words = self.care.words if self.care is not None else None
+            self._say(words(HELP_NOT_SENT) if words is not None else HELP_NOT_SENT)
 
     def _send(self, message: dict[str, Any]) -> None:
         if self._link is None or not self._link.send(message):
@@ -413,11 +517,41 @@ class KioskCore:
             remote_frames=self.remote_frames,
             local_frames=self.local_frames,
             host_addresses=self.config.ice_host_addresses,
-            on_connected=lambda cid: self._handle(sm.MediaConnected(cid)),
+            on_connected=self._media_connected,
             on_failed=lambda cid, reason: self._handle(sm.MediaFailed(cid, reason)),
         )
         self._call = session
         self._call_ready = asyncio.create_task(self._offer(session))
+        self._quality = QualityMeter(started_at=self._clock())
+        self._frames_seen = 0
+
+    # ------------------------------------------------------------ call quality
+
+    def _media_connected(self, call_id: str) -> None:
+        if self._quality is not None and self._call is not None and self._call.call_id == call_id:
+            # What the camera sends; a bandwidth ladder reports its rungs through sending().
+            self._quality.connected(self._clock(), self.device_config.camera_height)
+        self._handle(sm.MediaConnected(call_id))
+
+    def _watch_quality(self) -> None:
+        """Note each newly decoded frame of the clinician's picture (freezes are gaps)."""
+        if self._quality is None or self._call is None:
+            return
+        received = self._call.counters.frames_received
+        if received != self._frames_seen:
+            self._frames_seen = received
+            self._quality.frame_received(self._clock())
+
+    def _record_quality(self, call_id: str) -> None:
+        meter, self._quality = self._quality, None
+        if meter is None or meter.connected_at is None or self.care is None:
+            return  # no picture and sound ever flowed: nothing to measure
+        try:
+            record = self.care.call_quality(call_id, meter.summary(self._clock()))
+        except BadInput as exc:
+            log.warning("call quality not recorded: %s", exc)
+            return
+        self._spawn(self._queue(record))
 
     async def _offer(self, session: CallSession) -> None:
         try:

@@ -32,7 +32,7 @@ from porchlight.errors import BadInput
 DOMAIN = "porchlight"
 LOCALE_DIR = Path(__file__).with_name("locale")
 # Files whose words are translated (`words(...)`, `words.n(...)`, `N_(...)`).
-SOURCES = ("state.py", "appointments.py", "ui_survey.py", "ui_ringing.py")
+SOURCES = ("state.py", "appointments.py", "patient_care.py", "ui_survey.py", "i18n.py")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import httpx
 import uvicorn
 
 from porchlight.errors import TransportFailed
+from porchlight.hub import log_redaction
 from porchlight.hub.app import create_app
 from porchlight.hub.config import HubConfig
 from porchlight.hub.logs import use_json_logs
@@ -41,6 +42,7 @@ class _NoWireDumps(logging.Filter):
 
 
 def _quiet_wire_logging() -> None:
+    log_redaction.install()  # ids in paths (patients, devices) stay out of the access log
     for name in ("uvicorn.error", "uvicorn.asgi"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _NoWireDumps) for f in logger.filters):

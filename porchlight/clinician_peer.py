@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from porchlight.device.camera import open_camera
 from porchlight.device.config import DeviceConfig
 from porchlight.errors import HubRefused, NotAuthorised
 from porchlight.kiosk import rtc
+from porchlight.kiosk.hub_link import _NoDebug
 from porchlight.protocol import CLINIC_WS_PATH, SESSION_COOKIE, ClinicianSays, HubToClinician
 
 
@@ -77,7 +79,10 @@ class ClinicianPeer:
         session = await asyncio.to_thread(self._login)
         url = "ws" + self.hub_url[len("http") :] + CLINIC_WS_PATH
         self._ws = await websockets.connect(
-            url, additional_headers={"Cookie": f"{SESSION_COOKIE}={session}"}
+            url,
+            additional_headers={"Cookie": f"{SESSION_COOKIE}={session}"},
+            # At DEBUG websockets logs headers (the session cookie) and frames (patient ids).
+            logger=_NoDebug(logging.getLogger("websockets.client"), {}),
         )
         await self._send({"type": ClinicianSays.HELLO})
         self._reader = asyncio.create_task(self._read())

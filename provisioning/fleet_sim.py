@@ -17,6 +17,7 @@ from pathlib import Path
 
 import requests
 
+from porchlight.errors import HubRefused, TransportFailed
 from porchlight.provisioning.heartbeat import (
     HubClient,
     check_with_hub,
@@ -62,8 +63,22 @@ class SimDevice:
         return self.agent.fetcher.bytes_received
 
     def run_check(self) -> CheckResult | None:
-        """One timer run against the hub."""
-        result = check_with_hub(
+        """One timer run against the hub: like the real timer's process, it opens fresh
+        connections, and a hub it cannot reach just ends the run (the next one retries)."""
+        session = requests.Session()
+        self.agent.fetcher.session = self.hub.session = session
+        try:
+            result = self._check()
+        except (TransportFailed, HubRefused) as exc:
+            result = CheckResult("unreachable", None, str(exc))
+        finally:
+            session.close()
+        if result is not None:
+            self.results.append(result)
+        return result
+
+    def _check(self) -> CheckResult | None:
+        return check_with_hub(
             self.agent,
             self.hub,
             inventory=lambda: collect_inventory(self.layout, self.agent),
@@ -71,9 +86,6 @@ class SimDevice:
                 self.layout, self.agent, logs=lambda: "simulated device log\n"
             ),
         )
-        if result is not None:
-            self.results.append(result)
-        return result
 
 
 def build_device(

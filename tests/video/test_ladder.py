@@ -1,0 +1,247 @@
+"""The ladder policy on synthetic feedback: fast down, careful up, audio-only and back, CPU."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from porchlight.kiosk.ladder import (
+    AUDIO_ONLY,
+    DEFAULT_RUNGS,
+    Ladder,
+    LadderConfig,
+    LinkSample,
+)
+
+from .sim_link import SimLink, run, sent_for
+
+
+def steps(*pairs: tuple[float, float]):
+    """A capacity profile: [(from time, bit/s), ...]."""
+
+    def capacity(t: float) -> float:
+        value = pairs[0][1]
+        for start, bps in pairs:
+            if t >= start:
+                value = bps
+        return value
+
+    return capacity
+
+
+def rung_names(history) -> list[str]:
+    return [d.rung.name for _, d in history]
+
+
+def test_rungs_are_close_enough_to_climb_on_remb() -> None:
+    """A REMB may grow to 1.5× what it receives, so each step up must need less than that."""
+    ladder = Ladder()
+    needs = [ladder.need_bps(r) for r in DEFAULT_RUNGS]
+    for better, worse in itertools.pairwise(needs):
+        assert better / worse <= 1.45
+
+
+def test_start_rung_comes_from_the_probe() -> None:
+    assert Ladder(start_bps=3_000_000).rung.name == "720p30"
+    assert Ladder(start_bps=320_000).rung.name == "180p15"
+    assert Ladder(start_bps=60_000).rung == AUDIO_ONLY
+    # No probe: a modest start, not the top.
+    assert Ladder().rung.name == "270p20"
+
+
+def test_max_height_caps_the_ladder() -> None:
+    ladder = Ladder(LadderConfig(max_height=360), start_bps=10_000_000)
+    assert ladder.rung.name == "360p30"
+    assert Ladder(LadderConfig(max_height=100), start_bps=10_000_000).rung.name == "180p15"
+
+
+def over_capacity_share(ladder: Ladder, history, capacity, after: float) -> float:
+    """Share of samples after `after` in which the rung sends more than the link carries."""
+    late = [(t, d) for t, d in history if t > after]
+    over = [t for t, d in late if ladder.wire_bps(d.rung) > 1.05 * capacity(t)]
+    return len(over) / len(late)
+
+
+def test_drop_in_capacity_fits_within_two_seconds() -> None:
+    ladder = Ladder(start_bps=2_500_000)
+    capacity = steps((0, 2_500_000), (30, 600_000))
+    history = run(ladder, SimLink(capacity), 90)
+    before = [d for t, d in history if t < 30]
+    assert before[-1].rung.name in ("720p30", "540p30")
+    fitted_at = next(t for t, d in history if t >= 30 and ladder.wire_bps(d.rung) <= 600_000)
+    assert fitted_at - 30 <= 2.0
+    # It stays under the new capacity, apart from single-second probes of the next rung.
+    assert over_capacity_share(ladder, history, capacity, fitted_at) <= 0.15
+    overs = [t for t, d in history if t > fitted_at and ladder.wire_bps(d.rung) > 600_000]
+    assert all(b - a > 1 for a, b in itertools.pairwise(overs))
+
+
+def test_recovery_climbs_one_rung_at_a_time_to_the_best_fit() -> None:
+    ladder = Ladder(start_bps=600_000)
+    history = run(ladder, SimLink(steps((0, 600_000), (20, 1_000_000))), 60)
+    best = ladder.best_rung_for(1_000_000)
+    reached = next(t for t, d in history if t > 20 and d.rung.pixel_rate >= best.pixel_rate)
+    assert reached - 20 <= 12.0
+    order = [r.name for r in ladder.rungs]
+    ups = [
+        (order.index(a.rung.name), order.index(b.rung.name))
+        for (_, a), (_, b) in itertools.pairwise(history)
+        if order.index(b.rung.name) < order.index(a.rung.name)
+    ]
+    assert ups and all(frm - to == 1 for frm, to in ups)
+
+
+def test_rural_link_keeps_at_least_180p15_with_two_percent_loss() -> None:
+    ladder = Ladder(start_bps=290_000)
+    capacity = steps((0, 292_000))
+    history = run(ladder, SimLink(capacity, base_rtt_s=0.2, random_loss=0.02), 120)
+    settled = [d.rung for t, d in history if t > 10]
+    assert all(r.height >= 180 and r.fps >= 15 for r in settled), rung_names(history)
+    assert over_capacity_share(ladder, history, capacity, 10) <= 0.15
+
+
+def test_failed_climbs_back_off() -> None:
+    """Capacity just under the next rung: the ladder tries it, one second at a time, with
+    growing pauses up to retry_max_s (probing is how it learns that a link got better)."""
+    ladder = Ladder(start_bps=700_000)
+    need_360p30 = ladder.wire_bps(next(r for r in DEFAULT_RUNGS if r.name == "360p30"))
+    capacity = steps((0, need_360p30 * 0.95))
+    history = run(ladder, SimLink(capacity), 300)
+    ups = [t for (t, d) in history if d.changed and d.reason == "up"]
+    gaps = [b - a for a, b in itertools.pairwise(ups)]
+    assert gaps and min(gaps) >= ladder.config.up_hold_s
+    assert sum(gaps[-5:]) / 5 >= ladder.config.retry_max_s
+    assert over_capacity_share(ladder, history, capacity, 10) <= 0.15
+
+
+def test_audio_only_when_video_cannot_fit_and_back_by_itself() -> None:
+    ladder = Ladder(start_bps=1_000_000)
+    link = SimLink(steps((0, 1_000_000), (10, 100_000), (40, 1_000_000)))
+    history = run(ladder, link, 90)
+    assert next(t for t, d in history if d.rung.audio_only) <= 11
+    during = [(t, d) for t, d in history if 13 <= t <= 40]
+    # Only single-second retries of the lowest rung, at least audio_only_retry_s apart.
+    video = [t for t, d in during if not d.rung.audio_only]
+    assert all(d.rung == ladder.rungs[-1] for t, d in during if not d.rung.audio_only)
+    assert all(b - a >= ladder.config.audio_only_retry_s for a, b in itertools.pairwise(video))
+    back = [t for t, d in history if t > 40 and not d.rung.audio_only]
+    assert back and back[0] - 40 <= 20  # two failed retries: the wait has doubled twice
+    assert all(not d.rung.audio_only for t, d in history if t >= back[0])
+    assert history[-1][1].rung.height >= 270
+
+
+def test_audio_only_retries_back_off_on_a_link_that_stays_bad() -> None:
+    ladder = Ladder(start_bps=100_000)
+    history = run(ladder, SimLink(steps((0, 100_000))), 300)
+    retries = [t for t, d in history if d.changed and d.reason == "video-retry"]
+    gaps = [b - a for a, b in itertools.pairwise(retries)]
+    assert 2 <= len(retries) <= 9
+    assert gaps[-1] >= 30  # backing off towards audio_only_retry_max_s
+    video_seconds = sum(1 for _, d in history if not d.rung.audio_only)
+    assert video_seconds <= 2 * len(retries)
+
+
+def test_cpu_that_cannot_keep_up_steps_down_and_holds() -> None:
+    ladder = Ladder(start_bps=5_000_000)
+    link = SimLink(steps((0, 5_000_000)))
+    top = ladder.rung
+    slow = LinkSample(
+        now=1, sent_bps=sent_for(ladder), remb_bps=5e6, remb_at=1, loss=0, rtt_s=0.05,
+        encode_s=0.9 / top.fps,
+    )  # fmt: skip
+    decision = ladder.update(slow)
+    assert decision.changed and decision.reason == "cpu" and decision.rung != top
+    capped = decision.rung
+    history = run(ladder, link, 50, start=1)
+    assert all(d.rung == capped for _, d in history)  # fast link, but the CPU said no
+    history = run(ladder, link, 30, start=61)
+    assert history[-1][1].rung == top  # tried again after cpu_hold_s
+
+
+def test_queue_building_is_congestion_even_without_loss() -> None:
+    ladder = Ladder(start_bps=1_000_000)
+    t = 0.0
+    for _ in range(5):
+        t += 1
+        ladder.update(LinkSample(now=t, sent_bps=700_000, loss=0.0, rtt_s=0.1))
+    before = ladder.rung
+    decision = ladder.update(LinkSample(now=t + 1, sent_bps=700_000, loss=0.0, rtt_s=0.4))
+    assert decision.changed and decision.reason == "delay"
+    assert ladder.need_bps(decision.rung) <= 0.85 * 700_000 < ladder.need_bps(before)
+
+
+def test_stale_remb_is_ignored() -> None:
+    ladder = Ladder(start_bps=1_000_000)
+    decision = ladder.update(
+        LinkSample(now=30, sent_bps=700_000, remb_bps=100_000, remb_at=10, loss=0, rtt_s=0.1)
+    )
+    assert not decision.rung.audio_only
+
+
+def test_quality_words() -> None:
+    good = Ladder(start_bps=1_000_000).update(LinkSample(now=1, loss=0.0, rtt_s=0.05))
+    assert good.quality == "good"
+    rural = Ladder(start_bps=290_000).update(LinkSample(now=1, loss=0.02, rtt_s=0.2))
+    assert rural.quality == "fair"
+    bad = Ladder(start_bps=90_000).update(LinkSample(now=1, loss=0.0, rtt_s=0.05))
+    assert bad.quality == "poor"
+
+
+def test_config_is_checked() -> None:
+    with pytest.raises(ValueError):
+        LadderConfig(rungs=tuple(reversed(DEFAULT_RUNGS)))
+    with pytest.raises(ValueError):
+        LadderConfig(headroom=1.5)
+
+
+# ---------------------------------------------------------------- properties
+
+capacity_steps = st.lists(
+    st.tuples(st.integers(5, 60), st.integers(60_000, 3_000_000)), min_size=1, max_size=5
+)
+
+
+def profile_of(segments):
+    pairs, t = [], 0.0
+    for length, bps in segments:
+        pairs.append((t, float(bps)))
+        t += length
+    return steps(*pairs), t
+
+
+@settings(max_examples=60, deadline=None)
+@given(capacity_steps, st.floats(0, 0.03), st.integers(50_000, 3_000_000))
+def test_properties_on_random_capacity_profiles(segments, loss, start) -> None:
+    capacity, total = profile_of(segments)
+    ladder = Ladder(start_bps=start)
+    link = SimLink(capacity, random_loss=loss)
+    history = run(ladder, link, total + 30)
+    order = [*ladder.rungs, AUDIO_ONLY]
+    last_up = -1e9
+    for (_, prev), (t, d) in itertools.pairwise(history):
+        a, b = order.index(prev.rung), order.index(d.rung)
+        if b < a:  # a climb: one rung, calm-held, after a while
+            assert a - b == 1
+            assert t - last_up >= ladder.config.up_hold_s
+            last_up = t
+        if d.changed and d.reason in ("remb", "loss", "delay"):
+            # a drop lands on a rung that fits what was measured (or audio-only)
+            assert d.rung.audio_only or ladder.wire_bps(d.rung) <= d.estimate_bps
+        assert d.quality in ("good", "fair", "poor")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(150_000, 3_000_000))
+def test_a_steady_link_settles_on_the_best_fit_and_stays(capacity) -> None:
+    ladder = Ladder(start_bps=capacity)
+    profile = steps((0, float(capacity)))
+    history = run(ladder, SimLink(profile), 180)
+    best = ladder.best_rung_for(capacity)
+    order = [*ladder.rungs, AUDIO_ONLY]
+    late = [d for t, d in history if t > 60]
+    # Never worse than one rung below the best fit, and rarely over the link (probes).
+    assert all(order.index(d.rung) <= order.index(best) + 1 for d in late), rung_names(history)
+    assert over_capacity_share(ladder, history, profile, 60) <= 0.15

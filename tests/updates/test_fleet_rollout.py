@@ -6,6 +6,7 @@ devices roll themselves back and tell the hub why; support then rolls the rest b
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -88,8 +89,12 @@ def test_staged_rollout_advances_then_halts_on_failures(
     assert "failed" in rollout["reason"] and "threshold 25%" in rollout["reason"]
     halted_at = rollout["stage"]
     assert halted_at >= 1  # the canaries were fine; a percentage stage stopped it
-    stage = rollout["stages"][halted_at]
-    assert stage["failed"] / stage["reported"] > 0.25
+    # Judged on the reports in when it halted (devices already updating may report after).
+    failed, reported = map(
+        int, re.search(r"(\d+) of (\d+) devices failed", rollout["reason"]).groups()
+    )
+    assert failed / reported > 0.25
+    assert rollout["stages"][halted_at]["failed"] >= failed
 
     by_id = {d.device_id: d for d in devices}
     for device in devices:

@@ -184,6 +184,7 @@ class SetupSession:
                 if self._button_wait_s is None  # nobody there to press it
                 else selftest.press_waiter(self.device.button, self._button_wait_s),
             )
+            await asyncio.to_thread(selftest.record_run, self.config.data_dir, report.ran_at)
             if probe is not None:
                 try:
                     await asyncio.to_thread(probe.send_report, report)

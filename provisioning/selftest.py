@@ -406,3 +406,79 @@ async def run_self_test(
 def _short(exc: BaseException) -> str:
     """A safe, short reason: the exception class, never its text (it may hold a path or id)."""
     return "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+
+
+# -- the daily run ------------------------------------------------------------------------
+
+LAST_RUN_FILE = "selftest.json"
+CHECK_EVERY_S = 60.0
+
+
+class DailySelfTest:
+    """Runs the self-test once a day while the kiosk is idle and sends it to the hub.
+
+    `is_idle()` says the kiosk is on its home screen (never during a call: the test needs
+    the camera and speaker); the last run's time is kept in `<data_dir>/selftest.json`.
+    """
+
+    def __init__(
+        self,
+        device: Any,
+        probe: Callable[[], HubProbe],
+        *,
+        data_dir: Any,
+        is_idle: Callable[[], bool],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        check_every_s: float = CHECK_EVERY_S,
+    ) -> None:
+        from pathlib import Path
+
+        self.device = device
+        self.probe = probe
+        self.path = Path(data_dir) / LAST_RUN_FILE
+        self.is_idle = is_idle
+        self.now = now
+        self.check_every_s = check_every_s
+        self.reports: list[SelfTestReport] = []
+
+    def last_ran_at(self) -> datetime | None:
+        import json
+
+        try:
+            return datetime.fromisoformat(json.loads(self.path.read_text())["ran_at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    async def run_if_due(self) -> SelfTestReport | None:
+        if not self.is_idle() or not daily_due(self.last_ran_at(), self.now()):
+            return None
+        probe = self.probe()
+        try:
+            report = await run_self_test(self.device, probe, trigger="daily", now=self.now)
+            try:
+                await asyncio.to_thread(probe.send_report, report)
+            except (TransportFailed, HubRefused) as exc:
+                log.warning("the daily self-test was not sent: %s", exc)
+        finally:
+            probe.close()
+        await asyncio.to_thread(record_run, self.path.parent, report.ran_at)
+        self.reports.append(report)
+        return report
+
+    async def run_forever(self) -> None:
+        while True:
+            # Wait first: a kiosk that just started (or was just set up) has better things to do.
+            await asyncio.sleep(self.check_every_s)
+            try:
+                await self.run_if_due()
+            except Exception:  # a failing check must never take the kiosk down
+                log.exception("the daily self-test failed")
+
+
+def record_run(data_dir: Any, ran_at: datetime) -> None:
+    """Note when the self-test last ran (the setup run counts: the daily one waits a day)."""
+    from pathlib import Path
+
+    from porchlight import atomic
+
+    atomic.write_json(Path(data_dir) / LAST_RUN_FILE, {"ran_at": ran_at.isoformat()})

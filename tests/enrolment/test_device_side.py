@@ -7,7 +7,7 @@ import asyncio
 import fractions
 import shutil
 import stat
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import av
 import numpy
@@ -315,3 +315,34 @@ async def test_self_test_without_a_button_press_or_hub(world):
     assert by_check["link"] is st.Status.PROBLEM
     assert by_check["clock"] is st.Status.NOT_CHECKED
     assert by_check["camera"] is st.Status.OK
+
+
+async def test_the_daily_self_test_runs_once_a_day_and_only_when_idle(world, tmp_path):
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    shutil.copy(world.db_file, folder / "hub.db")
+    clock = [datetime(2025, 3, 4, 9, 0, tzinfo=UTC)]
+    idle = [False]
+    hardware = open_device(SIMULATED, loop=asyncio.get_running_loop())
+    try:
+        with HubServer(HubConfig(data_dir=folder, host="127.0.0.1"), port=0) as hub:
+            daily = st.DailySelfTest(
+                hardware,
+                lambda: st.HubProbe(hub.url, world.tokens["device_a"]),
+                data_dir=tmp_path / "kiosk",
+                is_idle=lambda: idle[0],
+                now=lambda: clock[0],
+            )
+            assert await daily.run_if_due() is None  # in a call: not now
+            idle[0] = True
+            report = await daily.run_if_due()
+            assert report is not None and report.trigger == "daily"
+            assert {r.check: r.status for r in report.results}["button"] is st.Status.NOT_CHECKED
+            assert hub.store.latest_self_test(world.device_a).trigger == "daily"
+            clock[0] += timedelta(hours=23)
+            assert await daily.run_if_due() is None  # once a day
+            clock[0] += timedelta(hours=1)
+            assert await daily.run_if_due() is not None
+            assert daily.last_ran_at() == clock[0]
+    finally:
+        await hardware.close()

@@ -19,9 +19,11 @@ from porchlight import config as config_loader
 from porchlight.device import watchdog
 from porchlight.kiosk.config import KioskConfig
 from porchlight.kiosk.core import KioskCore
-from porchlight.kiosk.credential import credential_path
+from porchlight.kiosk.credential import credential_path, load_credential
 from porchlight.kiosk.setup_session import run_setup, set_aside_credential
+from porchlight.kiosk.view import KioskState
 from porchlight.protocol import CLOSE_NOT_AUTHORISED
+from porchlight.provisioning import selftest
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +77,11 @@ async def _run_enrolled(
             on_started(core)
         revoked_task = asyncio.create_task(revoked.wait(), name="kiosk-revoked")
         stop_task = asyncio.create_task(stop.wait(), name="kiosk-stop")
-        tasks = [revoked_task, stop_task]
+        daily_task = asyncio.create_task(_daily_self_test(core, config), name="kiosk-selftest")
+        tasks = [revoked_task, stop_task, daily_task]
         if not ui:
             watchdog.notify(ready=True, status="kiosk running (no screen)")
-            await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({revoked_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
             return revoked.is_set()
         app = _make_app(core, config)
         ui_task = asyncio.create_task(app.async_run(async_lib="asyncio"), name="kiosk-ui")
@@ -98,6 +101,19 @@ async def _run_enrolled(
         watchdog.notify(stopping=True)
         await pinger.stop()
         await core.stop()
+
+
+async def _daily_self_test(core: KioskCore, config: KioskConfig) -> None:
+    """The once-a-day self-test, while the kiosk sits on its home screen."""
+    credential = load_credential(config.data_dir)
+    hub_url = config.hub_url or credential.hub_url
+    daily = selftest.DailySelfTest(
+        core.device,
+        lambda: selftest.HubProbe(hub_url, credential.token),
+        data_dir=config.data_dir,
+        is_idle=lambda: core.view.state is KioskState.IDLE,
+    )
+    await daily.run_forever()
 
 
 def _make_app(core: KioskCore, config: KioskConfig) -> Any:

@@ -71,7 +71,17 @@ class DeviceHangup(_Message):
     call_id: CallId
 
 
-DeviceMessage = DeviceHello | DeviceJoin | DeviceLeave | DeviceOffer | DeviceHangup
+RingId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class DeviceRingAccept(_Message):
+    type: Literal[DeviceSays.RING_ACCEPT]
+    ring_id: RingId
+
+
+DeviceMessage = (
+    DeviceHello | DeviceJoin | DeviceLeave | DeviceOffer | DeviceHangup | DeviceRingAccept
+)
 
 _DEVICE_MODELS: dict[str, type[_Message]] = {
     DeviceSays.HELLO: DeviceHello,
@@ -79,6 +89,7 @@ _DEVICE_MODELS: dict[str, type[_Message]] = {
     DeviceSays.LEAVE: DeviceLeave,
     DeviceSays.OFFER: DeviceOffer,
     DeviceSays.HANGUP: DeviceHangup,
+    DeviceSays.RING_ACCEPT: DeviceRingAccept,
 }
 
 # -- clinician → hub ----------------------------------------------------------------------
@@ -105,13 +116,33 @@ class ClinicianHangup(_Message):
     call_id: CallId
 
 
-ClinicianMessage = ClinicianHello | ClinicianAdmit | ClinicianAnswer | ClinicianHangup
+class ClinicianRing(_Message):
+    type: Literal[ClinicianSays.RING]
+    patient_id: PatientId
+
+
+class ClinicianRingCancel(_Message):
+    type: Literal[ClinicianSays.RING_CANCEL]
+    ring_id: RingId
+    reason: Literal["cancelled", "no_answer"] = "cancelled"
+
+
+ClinicianMessage = (
+    ClinicianHello
+    | ClinicianAdmit
+    | ClinicianAnswer
+    | ClinicianHangup
+    | ClinicianRing
+    | ClinicianRingCancel
+)
 
 _CLINICIAN_MODELS: dict[str, type[_Message]] = {
     ClinicianSays.HELLO: ClinicianHello,
     ClinicianSays.ADMIT: ClinicianAdmit,
     ClinicianSays.ANSWER: ClinicianAnswer,
     ClinicianSays.HANGUP: ClinicianHangup,
+    ClinicianSays.RING: ClinicianRing,
+    ClinicianSays.RING_CANCEL: ClinicianRingCancel,
 }
 
 
@@ -231,3 +262,33 @@ def offer(call_id: str, patient_id: str, sdp: str) -> dict[str, Any]:
         "patient_id": patient_id,
         "sdp": sdp,
     }
+
+
+# -- ringing (hub/ringing.py) ---------------------------------------------------------------
+
+
+def ring(ring_id: str, clinician_name: str, auto_answer: bool) -> dict[str, Any]:
+    return {
+        "type": HubToDevice.RING.value,
+        "ring_id": ring_id,
+        "clinician_name": clinician_name,
+        "auto_answer": auto_answer,
+    }
+
+
+def ring_stopped(ring_id: str, reason: str) -> dict[str, Any]:
+    return {"type": HubToDevice.RING_STOPPED.value, "ring_id": ring_id, "reason": reason}
+
+
+def ringing(ring_id: str, patient_id: str, auto_answer: bool, timeout_s: float) -> dict[str, Any]:
+    return {
+        "type": HubToClinician.RINGING.value,
+        "ring_id": ring_id,
+        "patient_id": patient_id,
+        "auto_answer": auto_answer,
+        "timeout_s": timeout_s,
+    }
+
+
+def ring_ended(ring_id: str, reason: str) -> dict[str, Any]:
+    return {"type": HubToClinician.RING_ENDED.value, "ring_id": ring_id, "reason": reason}

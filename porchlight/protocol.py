@@ -23,6 +23,7 @@ class DeviceSays(StrEnum):
     LEAVE = "leave"
     OFFER = "offer"
     HANGUP = "hangup"
+    RING_ACCEPT = "ring_accept"  # the patient answered a ring (a press, or auto-answer)
 
 
 class HubToDevice(StrEnum):
@@ -33,6 +34,9 @@ class HubToDevice(StrEnum):
     ANSWER = "answer"
     ENDED = "ended"
     ERROR = "error"
+    RING = "ring"  # a clinician of the care team is calling
+    RING_STOPPED = "ring_stopped"
+    PLAN_CHANGED = "plan_changed"  # settings or appointments changed: fetch the plan again
 
 
 class ClinicianSays(StrEnum):
@@ -40,6 +44,8 @@ class ClinicianSays(StrEnum):
     ADMIT = "admit"
     ANSWER = "answer"
     HANGUP = "hangup"
+    RING = "ring"  # call a patient at home
+    RING_CANCEL = "ring_cancel"
 
 
 class HubToClinician(StrEnum):
@@ -48,6 +54,8 @@ class HubToClinician(StrEnum):
     OFFER = "offer"
     ENDED = "ended"
     ERROR = "error"
+    RINGING = "ringing"  # your ring reached the kiosk
+    RING_ENDED = "ring_ended"  # cancelled, no answer, or could not connect
 
 
 class EndReason(StrEnum):

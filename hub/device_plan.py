@@ -1,0 +1,35 @@
+"""`GET /api/device/plan`: what the kiosk needs to know about its patient's care.
+
+The patient's kiosk settings (hub/patient_settings.py) and their upcoming appointments
+(hub/appointments.py), in the shape kiosk/patient_plan.py reads. The kiosk asks on start, on
+every reconnect, when told `plan_changed`, and every few minutes; it keeps the answer, so
+reminders work through an outage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from porchlight.hub.appointments import rules_of, upcoming_for_patient
+from porchlight.hub.auth import DeviceIdentity, require_device
+from porchlight.hub.messages import iso
+from porchlight.hub.patient_settings import get_settings
+from porchlight.hub.services import services
+
+router = APIRouter()
+Device = Annotated[DeviceIdentity, Depends(require_device)]
+
+
+@router.get("/api/device/plan", summary="This device's patient: kiosk settings and appointments")
+def device_plan(request: Request, device: Device) -> dict[str, Any]:
+    hub = services(request)
+    now = hub.clock()
+    engine = hub.store.engine
+    upcoming = upcoming_for_patient(engine, device.patient_id, now, rules_of(request))
+    return {
+        "settings": asdict(get_settings(engine, device.patient_id)),
+        "appointments": [{"id": a.id, "starts_at": iso(a.starts_at)} for a in upcoming],
+    }

@@ -14,6 +14,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -21,6 +22,8 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from porchlight.hub import messages as m
+from porchlight.hub import ringing
+from porchlight.hub.appointments import CallEvents, NoCallEvents
 from porchlight.hub.auth import CLINICAL_ROLES, PersonIdentity, accept_device, accept_person
 from porchlight.hub.bus import (
     CLINICIANS,
@@ -156,8 +159,14 @@ class Signalling:
         bus: Bus | None = None,
         room: WaitingRoom | None = None,
         room_sync: RoomSync | None = None,
+        events: CallEvents | NoCallEvents | None = None,
+        rings: ringing.RingBook | None = None,
     ) -> None:
         self.room = room if room is not None else WaitingRoom(config.waiting_grace_s)
+        # The appointment book hears of joins and calls (hub/appointments.py); rings are
+        # kept in the database so any instance can answer them (hub/ringing.py).
+        self.events: CallEvents | NoCallEvents = events or NoCallEvents()
+        self.rings = rings
         # Every change to the room happens inside room_sync.transaction() (hub/room_sync.py).
         self.room_sync: RoomSync = room_sync if room_sync is not None else NotShared()
         self.bus: Bus = bus if bus is not None else LocalBus()
@@ -168,6 +177,15 @@ class Signalling:
         # Each patient's care team, learnt when their kiosk connects: clinicians see only
         # their teams' patients (every row in the room came from a kiosk that connected).
         self.patient_teams: dict[str, str | None] = {}
+
+    def clock(self) -> datetime:
+        return self._clock()
+
+    def admitted_message(self, call: Call) -> Message:
+        return self._admitted(call)
+
+    async def broadcast(self) -> None:
+        await self._broadcast()
 
     def visible_snapshot(self, person_teams: frozenset[str]) -> list[WaitingPatient]:
         """The waiting room as a clinician of `person_teams` may see it."""
@@ -260,6 +278,7 @@ class Signalling:
                 row = self.room.join(patient_id, display_name, now)
                 conn.send(m.waiting(row.since))
                 await self._broadcast()
+                await self.events.joined(patient_id)
             case m.DeviceLeave():
                 ending = self.room.leave(patient_id, now)
                 conn.send(m.left())
@@ -276,6 +295,8 @@ class Signalling:
             case m.DeviceHangup():
                 await self._tell_ended(self.room.device_hangup(patient_id, message.call_id, now))
                 await self._broadcast()
+            case m.DeviceRingAccept():
+                await ringing.accept(self, patient_id, display_name, conn, message.ring_id)
 
     def _admitted(self, call: Call) -> Message:
         return m.admitted(call.call_id, call.clinician_name or "Your clinician", self._ice_servers)
@@ -313,6 +334,7 @@ class Signalling:
             with anyio.CancelScope(shield=True):
                 async with self.room_sync.transaction():
                     self.room.clinician_lost(conn.id, self._clock())
+                await ringing.clinician_gone(self, conn.id)
             log.info("clinician page disconnected")
 
     async def _on_clinician(
@@ -345,6 +367,9 @@ class Signalling:
                 conn.send(m.call_started(call.call_id, message.patient_id, name))
                 await self.bus.publish(device_topic(message.patient_id), self._admitted(call))
                 await self._broadcast()
+                await self.events.call_started(
+                    call.call_id, message.patient_id, person.username, "admitted"
+                )
             case m.ClinicianAnswer():
                 call = self.room.clinician_answer(conn.id, message.call_id)
                 await self.bus.publish(
@@ -353,6 +378,10 @@ class Signalling:
             case m.ClinicianHangup():
                 await self._tell_ended(self.room.clinician_hangup(conn.id, message.call_id, now))
                 await self._broadcast()
+            case m.ClinicianRing():
+                await ringing.ring(self, person, conn, message.patient_id)
+            case m.ClinicianRingCancel():
+                await ringing.cancel(self, person, conn, message.ring_id, message.reason)
 
     # -- shared -------------------------------------------------------------------------
 
@@ -361,6 +390,7 @@ class Signalling:
 
     async def _tell_ended(self, ending: CallEnded) -> None:
         call = ending.call
+        await self.events.call_ended(call.call_id, ending.reason.value)
         message = m.ended(call.call_id, ending.reason)
         if ending.tell_device:
             if call.patient_id is not None:

@@ -24,15 +24,20 @@ from porchlight.errors import BadInput, NotAuthorised
 from porchlight.hub import (
     accounts,
     api,
+    appointments,
+    device_plan,
     devices,
     fhir,
     fleet,
     health,
+    help_requests,
     inbox,
     metrics,
     nurse,
+    patient_settings,
     questionnaires,
     releases,
+    ringing,
     signalling,
 )
 from porchlight.hub.auth import Forbidden
@@ -151,7 +156,13 @@ def create_app(
         store=store,
         clock=clock,
         signalling=signalling.Signalling(
-            config, clock, bus=cluster.bus, room=cluster.room, room_sync=cluster.room_sync
+            config,
+            clock,
+            bus=cluster.bus,
+            room=cluster.room,
+            room_sync=cluster.room_sync,
+            events=appointments.CallEvents(store, clock),
+            rings=ringing.RingBook(store),
         ),
     )
 
@@ -193,6 +204,11 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(fleet.router)  # heartbeats, rollouts, diagnostics, /support
+    # Appointments, kiosk settings, the kiosk's plan, help requests (issue 8).
+    app.include_router(appointments.router)
+    app.include_router(patient_settings.router)
+    app.include_router(device_plan.router)
+    app.include_router(help_requests.router)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -204,6 +204,59 @@ MATRIX: dict[tuple[str, str], tuple[Callable[[World], Call], dict[str, int | str
         lambda w: Call("POST", "/api/admin/teams", {"name": "Team Z"}),
         dict(ADMIN_ONLY, admin=201),
     ),
+    # Appointments, kiosk settings, the kiosk's plan, help requests (issue 8). Ids that do
+    # not exist answer 404 to everyone allowed to ask (tests/patient cover real ones).
+    ("POST", "/api/appointments"): (
+        lambda w: Call(
+            "POST",
+            "/api/appointments",
+            {"patient_id": w.patient_a, "starts_at": "2025-03-04T14:30:00Z"},
+        ),
+        cells(403, **PEOPLE_ONLY, clin_x=201, nurse_x=201, clin_y=404, nurse_y=404),
+    ),
+    ("GET", "/api/appointments"): (
+        lambda w: Call("GET", "/api/appointments"),
+        cells(403, **PEOPLE_ONLY, clin_x=200, clin_y=200, nurse_x=200, nurse_y=200),
+    ),
+    ("POST", "/api/appointments/{appointment_id}/cancel"): (
+        lambda w: Call("POST", f"/api/appointments/{uuid.uuid4()}/cancel"),
+        cells(403, **PEOPLE_ONLY, clin_x=404, clin_y=404, nurse_x=404, nurse_y=404),
+    ),
+    ("POST", "/api/appointments/{appointment_id}/outcome"): (
+        lambda w: Call(
+            "POST", f"/api/appointments/{uuid.uuid4()}/outcome", {"outcome": "completed"}
+        ),
+        cells(403, **PEOPLE_ONLY, clin_x=404, clin_y=404),
+    ),
+    ("POST", "/api/calls/{call_id}/outcome"): (
+        lambda w: Call("POST", f"/api/calls/{uuid.uuid4()}/outcome", {"outcome": "completed"}),
+        cells(403, **PEOPLE_ONLY, clin_x=404, clin_y=404),
+    ),
+    ("GET", "/api/follow-ups"): (
+        lambda w: Call("GET", "/api/follow-ups"),
+        cells(403, **PEOPLE_ONLY, clin_x=200, clin_y=200, nurse_x=200, nurse_y=200),
+    ),
+    ("GET", "/api/patients/{patient_id}/kiosk-settings"): (
+        lambda w: Call("GET", f"/api/patients/{w.patient_a}/kiosk-settings"),
+        cells(403, **PEOPLE_ONLY, clin_x=200, nurse_x=200),
+    ),
+    ("PUT", "/api/patients/{patient_id}/kiosk-settings"): (
+        lambda w: Call(
+            "PUT",
+            f"/api/patients/{w.patient_a}/kiosk-settings",
+            {"language": "cy", "spoken_prompts": True, "auto_answer": True},
+        ),
+        cells(403, **PEOPLE_ONLY, clin_x=200, nurse_x=200),
+    ),
+    ("GET", "/api/device/plan"): (lambda w: Call("GET", "/api/device/plan"), DEVICES_ONLY),
+    ("GET", "/api/help-requests"): (
+        lambda w: Call("GET", "/api/help-requests"),
+        cells(403, **PEOPLE_ONLY, clin_x=200, clin_y=200, nurse_x=200, nurse_y=200),
+    ),
+    ("POST", "/api/help-requests/{record_id}/done"): (
+        lambda w: Call("POST", f"/api/help-requests/{uuid.uuid4()}/done"),
+        cells(403, **PEOPLE_ONLY, clin_x=404, clin_y=404, nurse_x=404, nurse_y=404),
+    ),
     ("GET", "/"): (lambda w: Call("GET", "/"), everyone(307)),
     ("GET", "/clinic"): (lambda w: Call("GET", "/clinic"), everyone(200)),
     ("MOUNT", "/static"): (lambda w: Call("GET", "/static/clinic.css"), everyone(200)),

@@ -27,6 +27,7 @@ from porchlight.hub import (
     appointments,
     device_plan,
     devices,
+    evidence,
     fhir,
     fleet,
     health,
@@ -209,6 +210,7 @@ def create_app(
     app.include_router(patient_settings.router)
     app.include_router(device_plan.router)
     app.include_router(help_requests.router)
+    app.include_router(evidence.router)  # /evidence and its figures
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

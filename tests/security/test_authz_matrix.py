@@ -257,6 +257,15 @@ MATRIX: dict[tuple[str, str], tuple[Callable[[World], Call], dict[str, int | str
         lambda w: Call("POST", f"/api/help-requests/{uuid.uuid4()}/done"),
         cells(403, **PEOPLE_ONLY, clin_x=404, clin_y=404, nurse_x=404, nurse_y=404),
     ),
+    ("GET", "/evidence"): (lambda w: Call("GET", "/evidence"), everyone(200)),
+    ("GET", "/api/evidence"): (
+        lambda w: Call("GET", f"/api/evidence?team_id={w.team_x}"),
+        cells(403, **PEOPLE_ONLY, clin_x=200, nurse_x=200, clin_y=404, nurse_y=404),
+    ),
+    ("GET", "/api/evidence.csv"): (
+        lambda w: Call("GET", f"/api/evidence.csv?team_id={w.team_x}&month=2025-03"),
+        cells(403, **PEOPLE_ONLY, clin_x=200, nurse_x=200, clin_y=404, nurse_y=404),
+    ),
     ("GET", "/"): (lambda w: Call("GET", "/"), everyone(307)),
     ("GET", "/clinic"): (lambda w: Call("GET", "/clinic"), everyone(200)),
     ("MOUNT", "/static"): (lambda w: Call("GET", "/static/clinic.css"), everyone(200)),

@@ -1,10 +1,12 @@
 """The nurse page in a real Chromium: add a patient (bad NHS number first), make a set-up
 code, read its QR code back off the screen, enrol a kiosk with it, see the kiosk's self-test,
-withdraw it. Screenshots go to docs/screenshots/nurse-*.png."""
+withdraw it. Screenshots are written to PORCHLIGHT_SCREENSHOT_DIR (set it to docs/screenshots
+to refresh the committed nurse-*.png), else to a temporary folder."""
 
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,8 +24,6 @@ from porchlight.hub.server import HubServer
 from porchlight.provisioning.enrol import enrol_device
 from porchlight.provisioning.qr_scan import decode_qr
 from porchlight.provisioning.selftest import CheckResult, HubProbe, SelfTestReport, Status
-
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -44,6 +44,7 @@ def png_to_grey(png: bytes):
 
 
 def test_nurse_enrols_a_kiosk_and_withdraws_it(hub, tmp_path):
+    SHOTS = Path(os.environ.get("PORCHLIGHT_SCREENSHOT_DIR") or tmp_path / "shots")
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = launch(p)

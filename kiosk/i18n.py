@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     action = (argv if argv is not None else sys.argv[1:] or ["help"])[0]
     if action == "extract":
         with (LOCALE_DIR / f"{DOMAIN}.pot").open("wb") as f:
-            write_po(f, extract(), width=96, omit_header=False)
+            write_po(f, extract(), width=96, no_location=True)
         return 0
     if action == "update":
         template = extract()
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             catalog = read_po(code)
             catalog.update(template, no_fuzzy_matching=True)
             with _catalog_paths(code)[0].open("wb") as f:
-                write_po(f, catalog, width=96, ignore_obsolete=True)
+                write_po(f, catalog, width=96, ignore_obsolete=True, no_location=True)
         return 0
     if action == "compile":
         for code in LANGUAGES:

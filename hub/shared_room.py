@@ -197,21 +197,22 @@ class SharedRoom:
     # -- internals ------------------------------------------------------------------------
 
     async def _begin(self, conn: psycopg.AsyncConnection, patient_id: str | None) -> None:
+        # The lock first, in its own statement: a statement reads the data as of its start,
+        # so reading in the same statement could miss what the lock's last holder committed.
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (ROOM_LOCK,))
         cur = await conn.execute(
-            "SELECT pg_advisory_xact_lock(%s), (SELECT version FROM room_meta WHERE id = 1)",
-            (ROOM_LOCK,),
+            "SELECT (SELECT version FROM room_meta WHERE id = 1), "
+            "(SELECT conn_id FROM room_devices WHERE patient_id = %s)",
+            (patient_id,),
         )
         row = await cur.fetchone()
-        version = row[1] if row else 0
+        assert row is not None
+        version = row[0] or 0
         if version != self._version:
             await self._reload(conn)
             self._version = version
         if patient_id is not None:
-            cur = await conn.execute(
-                "SELECT conn_id FROM room_devices WHERE patient_id = %s", (patient_id,)
-            )
-            found = await cur.fetchone()
-            self.room.set_device_conn(patient_id, found[0] if found else None)
+            self.room.set_device_conn(patient_id, row[1])
 
     @staticmethod
     async def _rollback(conn: psycopg.AsyncConnection) -> None:
@@ -332,7 +333,9 @@ class SharedRoom:
         while True:
             await asyncio.sleep(self._heartbeat_s)
             try:
-                await self.beat()
+                # Shielded: a query cancelled half-way (at stop) would close the connection.
+                with anyio.CancelScope(shield=True):
+                    await self.beat()
                 self.healthy = True
             except asyncio.CancelledError:
                 raise

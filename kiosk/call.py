@@ -23,6 +23,8 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from porchlight.kiosk import rtc
+from porchlight.kiosk.adaptive_media import AdaptiveMedia
+from porchlight.kiosk.ladder import Decision, LadderConfig
 from porchlight.kiosk.view import LatestFrame
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 # Frames up to this size are converted on the loop; larger ones in the executor.
 INLINE_CONVERT_PIXELS = 320 * 240
 SELF_VIEW_WIDTH = 320  # the self-view is small; converting it small saves CPU on a Pi
+REPORT_EVERY_S = 2.0  # how often the clinician gets a link report
 
 
 class AudioSink(Protocol):
@@ -42,13 +45,18 @@ class AudioSink(Protocol):
 
 @dataclass
 class CallCounters:
-    frames_sent: int = 0  # camera frames handed to the encoder
+    frames_sent: int = 0  # camera frames handed to the encoder (after scaling and pacing)
     frames_received: int = 0  # remote video frames decoded
     frames_shown: int = 0  # remote frames converted for the screen (newest-only: may skip)
     self_frames_shown: int = 0
     audio_frames_received: int = 0
+    rung: str = ""  # the ladder's current rung, e.g. "360p30" or "audio only"
+    rung_changes: int = 0
+    link_quality: str = ""  # good / fair / poor
+    sent_width: int = 0
+    sent_height: int = 0
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -116,6 +124,10 @@ class CallSession:
         host_addresses: Iterable[str] = (),
         on_connected: Callable[[str], None] = lambda call_id: None,
         on_failed: Callable[[str, str], None] = lambda call_id, reason: None,
+        on_report: Callable[[str, dict[str, Any]], None] = lambda call_id, report: None,
+        on_quality: Callable[[str, str], None] = lambda call_id, quality: None,
+        ladder_config: LadderConfig | None = None,
+        start_bps: float | None = None,
         executor: Executor | None = None,
     ) -> None:
         self.call_id = call_id
@@ -131,10 +143,17 @@ class CallSession:
         self._self_view = FrameFeeder(
             local_frames, max_width=SELF_VIEW_WIDTH, executor=executor, on_shown=self._self_shown
         )
+        self._on_report = on_report
+        self._on_quality = on_quality
         self._pc = rtc.new_peer_connection(self._ice_servers)
+        self.media = AdaptiveMedia(
+            self._pc, ladder_config=ladder_config, start_bps=start_bps, on_decision=self._decided
+        )
+        self._last_report = float("-inf")
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._reported = False
+        self.last_media_at: float | None = None  # loop time of the last remote frame
         self._pc.on("track", self._on_track)
         self._pc.on("connectionstatechange", self._on_state)
 
@@ -143,10 +162,15 @@ class CallSession:
     async def start(self) -> str:
         """Add our tracks and return the complete SDP offer."""
         # With no camera or microphone we still receive: the patient must see and hear.
-        video = self._camera and rtc.ObservedTrack(self._camera, self._camera_frame)
+        video = None
+        if self._camera is not None:
+            # The self-view shows the camera as it is; the encoder gets the rung's picture.
+            camera = rtc.ObservedTrack(self._camera, self._self_view.offer)
+            video = self.media.video_track(camera, on_frame=self._frame_sent)
         for kind, track in (("video", video), ("audio", self._microphone)):
             direction = "sendrecv" if track is not None else "recvonly"
             rtc.prefer_codecs(self._pc.addTransceiver(track or kind, direction=direction))
+        self.media.prepare()
         return await rtc.complete_offer(self._pc, self._host_addresses)
 
     async def apply_answer(self, sdp: str) -> None:
@@ -160,6 +184,7 @@ class CallSession:
         if self._closed:
             return
         self._closed = True
+        await self.media.stop()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -183,9 +208,27 @@ class CallSession:
     def _self_shown(self) -> None:
         self.counters.self_frames_shown += 1
 
-    def _camera_frame(self, frame: Any) -> None:
+    def _frame_sent(self, frame: Any) -> None:
         self.counters.frames_sent += 1
-        self._self_view.offer(frame)
+
+    def _decided(self, decision: Decision) -> None:
+        c = self.counters
+        if decision.changed:
+            c.rung_changes += 1
+        c.rung = decision.rung.name
+        report = self.media.report
+        if report is not None:
+            c.sent_width, c.sent_height = report.width, report.height
+        if decision.quality != c.link_quality:
+            c.link_quality = decision.quality
+            self._on_quality(self.call_id, decision.quality)
+        now = asyncio.get_running_loop().time()
+        if report is not None and now - self._last_report >= REPORT_EVERY_S:
+            self._last_report = now
+            self._on_report(self.call_id, report.as_message())
+
+    def _media_seen(self) -> None:
+        self.last_media_at = asyncio.get_running_loop().time()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "video":
@@ -203,10 +246,12 @@ class CallSession:
             while True:
                 frame = await track.recv()
                 self.counters.frames_received += 1
+                self._media_seen()
                 self._remote.offer(frame)
 
     def _count_audio(self, frame: Any) -> None:
         self.counters.audio_frames_received += 1
+        self._media_seen()
 
     async def _pull_audio(self, track: MediaStreamTrack) -> None:
         counted = rtc.ObservedTrack(track, self._count_audio)
@@ -224,6 +269,7 @@ class CallSession:
         if self._closed or self._reported:
             return
         if state == "connected":
+            self.media.start()
             self._on_connected(self.call_id)
         elif state in ("failed", "closed"):
             self._reported = True

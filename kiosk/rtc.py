@@ -8,14 +8,30 @@ one module and the checks in tests/kiosk/test_call_rtc.py say exactly what moved
 - host candidates: aioice never offers 127.0.0.1, and on a kiosk we may want to offer only
   certain addresses; `offer_host_addresses()` chooses them for gathering done inside it;
 - frame conversion to RGB arrays for the screen, and a track wrapper that sees every frame the
-  encoder takes (the self-view tee and the "frames sent" counter).
+  encoder takes (the self-view tee and the "frames sent" counter);
+- adaptive sending (the ladder's rung applied): `ScaledTrack` scales and paces camera frames
+  before the encoder; `AdaptiveVp8Encoder` replaces aiortc's VP8 encoder in the sender (our
+  own bit rate with the ~2× overshoot calibrated away and a floor that suits the low rungs,
+  a keyframe after each switch, REMB only recorded, never applied); `SteadyOpusEncoder`
+  keeps the voice at a fixed, modest rate; `RetransmitBudget` answers NACKs sparingly;
+- the receive side: aiortc's jitter buffers and NACK generator are replaced by the policies
+  in kiosk/receive_policy.py (no long stall after loss, polite NACKs);
+- ICE consent that survives a short outage (`tolerate_outages`), and getStats read into
+  plain numbers (`read_stats`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
+import math
+import queue
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
 from typing import Any
 
 import aioice.ice
@@ -26,12 +42,25 @@ from aiortc import (
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpReceiver,
     RTCRtpSender,
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
+from aiortc.codecs import opus as aiortc_opus
+from aiortc.codecs import vpx as aiortc_vpx
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import VIDEO_TIME_BASE, convert_timebase
 
 from porchlight.errors import BadInput
+from porchlight.kiosk.receive_policy import NackPolicy, PacketView, PlayoutBuffer
+from porchlight.kiosk.send_policy import (
+    FramePacer,
+    OvershootCalibrator,
+    RateGuard,
+    RetransmitBudget,
+    scaled_size,
+)
 
 VIDEO_CODECS = ("video/VP8", "video/rtx")
 AUDIO_CODECS = ("audio/opus",)
@@ -131,12 +160,21 @@ async def complete_offer(pc: RTCPeerConnection, host_addresses: Iterable[str] = 
 
 
 async def complete_answer(
-    pc: RTCPeerConnection, offer_sdp: str, host_addresses: Iterable[str] = ()
+    pc: RTCPeerConnection,
+    offer_sdp: str,
+    host_addresses: Iterable[str] = (),
+    *,
+    prepare: Callable[[], None] = lambda: None,
 ) -> str:
-    """Apply a remote offer, answer it with every candidate gathered; return the SDP."""
+    """Apply a remote offer, answer it with every candidate gathered; return the SDP.
+
+    `prepare()` runs once the offer has made the transceivers and before anything connects
+    (AdaptiveMedia.prepare installs Porchlight's encoders and receive fixes there).
+    """
     await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
     for transceiver in pc.getTransceivers():
         prefer_codecs(transceiver)
+    prepare()
     with offer_host_addresses(host_addresses):
         await pc.setLocalDescription(await pc.createAnswer())
     return pc.localDescription.sdp
@@ -184,3 +222,430 @@ class ObservedTrack(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self._source.stop()
+
+
+# ---------------------------------------------------------------- adaptive sending
+
+
+def _reformat(frame: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
+    out = frame.reformat(width=width, height=height, format="yuv420p")
+    out.pts, out.time_base = frame.pts, frame.time_base
+    return out
+
+
+def _frame_time(frame: Any) -> float:
+    t = frame.time
+    return float(t) if t is not None else time.monotonic()
+
+
+class ScaledTrack(MediaStreamTrack):
+    """Camera frames for the encoder at the rung's size and frame rate (scaled off the loop).
+
+    `set_rung(width, height, fps)`: fit each frame into width×height (aspect kept, never
+    enlarged) and pass at most `fps` frames a second; fps 0 holds video back (audio-only)
+    while still reading the camera, so nothing queues up. `on_frame` sees each frame sent.
+    """
+
+    kind = "video"
+
+    def __init__(
+        self,
+        source: MediaStreamTrack,
+        *,
+        width: int,
+        height: int,
+        fps: float,
+        executor: Executor | None = None,
+        on_frame: Callable[[Any], None] = lambda frame: None,
+    ) -> None:
+        super().__init__()
+        self._source = source
+        self._box = (width, height)
+        self._pacer = FramePacer(fps)
+        self._executor = executor
+        self._on_frame = on_frame
+        self.source_size: tuple[int, int] | None = None
+        self.sent_size: tuple[int, int] | None = None
+
+    def set_rung(self, width: int, height: int, fps: float) -> None:
+        self._box = (width, height)
+        if fps != self._pacer.fps:
+            self._pacer.set_fps(fps)
+
+    async def recv(self) -> Any:
+        loop = asyncio.get_running_loop()
+        while True:
+            frame = await self._source.recv()
+            self.source_size = (frame.width, frame.height)
+            if not self._pacer.take(_frame_time(frame)):
+                continue
+            width, height = scaled_size(frame.width, frame.height, *self._box)
+            if (width, height) != (frame.width, frame.height) or frame.format.name != "yuv420p":
+                frame = await loop.run_in_executor(self._executor, _reformat, frame, width, height)
+            self.sent_size = (frame.width, frame.height)
+            self._on_frame(frame)
+            return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self._source.stop()
+
+
+@dataclass
+class EncoderStats:
+    """What the encoder did since the last `take()`; updated on the encoder's thread."""
+
+    frames: int = 0
+    bits: int = 0
+    encode_s: float = 0.0  # time spent in libvpx
+    skipped: int = 0  # frames the rate guard held back
+    keyframes: int = 0
+    rebuilds: int = 0
+
+
+# libvpx options: aiortc's, except a quantizer ceiling of 63 (so the low rungs can reach
+# their rate on a detailed picture) and keyframes capped at a few frames' worth of bits
+# (a keyframe that takes seconds to cross a slow link is a freeze).
+VP8_OPTIONS = {
+    "cpu-used": "-6",
+    "deadline": "realtime",
+    "lag-in-frames": "0",
+    "noise-sensitivity": "4",
+    "overshoot-pct": "15",
+    "partitions": "0",
+    "static-thresh": "1",
+    "undershoot-pct": "100",
+    "max-intra-rate": "400",
+}
+VP8_QMAX = 63
+
+
+class AdaptiveVp8Encoder(aiortc_vpx.Vp8Encoder):
+    """aiortc's VP8 encoder, steered by Porchlight instead of by REMB.
+
+    aiortc's sender writes each REMB into `target_bitrate`; here that only records it (for
+    the ladder) and `set_rate()` decides. The rate has no 250 kbit/s floor (the low rungs
+    need far less), the libvpx target is calibrated so the output lands on the rate, and a
+    token bucket skips frames while the output runs over. `encode()` runs on an executor
+    thread; the loop talks to it only through `set_rate`, `request_keyframe` and `take_stats`.
+    """
+
+    def __init__(self, rate_bps: int = 300_000, *, cpu_used: int = -6) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._wanted = int(rate_bps)
+        self._options = {**VP8_OPTIONS, "cpu-used": str(cpu_used)}
+        self._calibrator = OvershootCalibrator()
+        self._guard = RateGuard(self._wanted)
+        self._keyframe = False
+        self._rebuild = False
+        self._codec_target = 0
+        self._last_t: float | None = None
+        self._stats = EncoderStats()
+        self.remb_bps: int | None = None
+        self.remb_at: float | None = None  # time.monotonic()
+        # Called (on the event loop, where aiortc handles RTCP) after each REMB.
+        self.on_remb: Callable[[], None] = lambda: None
+
+    # -- what aiortc's sender calls ----------------------------------------------------------
+
+    @property
+    def target_bitrate(self) -> int:
+        return self._wanted
+
+    @target_bitrate.setter
+    def target_bitrate(self, bitrate: int) -> None:
+        # aiortc's RTCRtpSender applies each REMB here; keep it as an input, nothing more.
+        self.remb_bps = int(bitrate)
+        self.remb_at = time.monotonic()
+        self.on_remb()
+
+    def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int | None]:
+        t = _frame_time(frame)
+        with self._lock:
+            wanted = self._wanted
+            keyframe = force_keyframe or self._keyframe
+            self._keyframe = False
+            rebuild = self._rebuild
+            self._rebuild = False
+        dt = 0.0 if self._last_t is None else max(0.0, min(1.0, t - self._last_t))
+        self._last_t = t
+        if not keyframe and not self._guard.allow(t):
+            with self._lock:
+                self._stats.skipped += 1
+            self._calibrator.observe(0, dt, self._codec_target)
+            return [], None
+        if frame.format.name != "yuv420p":
+            frame = frame.reformat(format="yuv420p")
+        target = self._calibrator.codec_target(wanted)
+        codec = self.codec
+        if (
+            codec is None
+            or rebuild
+            or frame.width != codec.width
+            or frame.height != codec.height
+            or abs(target - self._codec_target) > 0.1 * self._codec_target
+        ):
+            self._open(frame.width, frame.height, target)
+            keyframe = True  # a new encoder starts with one anyway; say so for the stats
+        if keyframe:
+            frame.pict_type = av.video.frame.PictureType.I
+        started = time.perf_counter()
+        data = b"".join(bytes(p) for p in self.codec.encode(frame))
+        spent = time.perf_counter() - started
+        bits = len(data) * 8
+        self._guard.spent(bits, t)
+        if self._calibrator.observe(bits, dt, self._codec_target):
+            with self._lock:
+                self._rebuild = True
+        with self._lock:
+            st = self._stats
+            st.frames += 1
+            st.bits += bits
+            st.encode_s += spent
+            st.keyframes += int(keyframe)
+        payloads = self._packetize(data, self.picture_id)
+        timestamp = convert_timebase(frame.pts, frame.time_base, VIDEO_TIME_BASE)
+        self.picture_id = (self.picture_id + 1) % (1 << 15)
+        return payloads, timestamp
+
+    def _open(self, width: int, height: int, target: int) -> None:
+        codec = av.CodecContext.create("libvpx", "w")
+        codec.width, codec.height = width, height
+        codec.bit_rate = target
+        codec.pix_fmt = "yuv420p"
+        codec.gop_size = 3000  # keyframes only when asked (after a switch, or a PLI)
+        codec.qmin, codec.qmax = 2, VP8_QMAX
+        rate = str(target)
+        codec.options = {**self._options, "bufsize": rate, "minrate": rate, "maxrate": rate}
+        codec.thread_count = aiortc_vpx.number_of_threads(width * height, _cpus())
+        self.codec = codec
+        self._codec_target = target
+        with self._lock:
+            self._stats.rebuilds += 1
+
+    # -- what Porchlight calls (from the loop) -----------------------------------------------
+
+    def set_rate(self, rate_bps: int) -> None:
+        """Send about `rate_bps` of video from the next frame on (with a keyframe)."""
+        with self._lock:
+            if int(rate_bps) != self._wanted:
+                self._wanted = int(rate_bps)
+                self._keyframe = True
+        self._guard.set_rate(rate_bps)
+
+    def request_keyframe(self) -> None:
+        with self._lock:
+            self._keyframe = True
+
+    def take_stats(self) -> EncoderStats:
+        with self._lock:
+            stats, self._stats = self._stats, EncoderStats()
+        return stats
+
+
+def _cpus() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+OPUS_BPS = 32_000  # speech at 32 kbit/s: clear, and what the ladder reserves (with headers)
+
+
+class SteadyOpusEncoder(aiortc_opus.OpusEncoder):
+    """aiortc's Opus encoder at a fixed voice rate (aiortc's own is 96 kbit/s), with in-band
+    FEC for receivers that use it (browsers). The ladder never touches audio."""
+
+    def __init__(self, bitrate: int = OPUS_BPS) -> None:
+        super().__init__()
+        self.codec.bit_rate = bitrate
+        self.codec.options = {"application": "voip", "fec": "1", "packet_loss": "5"}
+
+
+def _mangled(obj: Any, cls: type, name: str) -> str:
+    attr = f"_{cls.__name__}__{name}"
+    if not hasattr(obj, attr):
+        raise RuntimeError(
+            f"aiortc's {cls.__name__} no longer has {name!r}: this aiortc release moved an "
+            "internal that kiosk/rtc.py relies on (see tests/video/test_rtc_internals.py)"
+        )
+    return attr
+
+
+def install_encoder(sender: RTCRtpSender, encoder: Any) -> None:
+    """Make `sender` encode with `encoder` instead of the one aiortc would create."""
+    setattr(sender, _mangled(sender, RTCRtpSender, "encoder"), encoder)
+
+
+def install_retransmit_budget(
+    sender: RTCRtpSender, budget: RetransmitBudget, rate_bps: Callable[[], float]
+) -> None:
+    """Answer NACKs through `budget` (aiortc resends every packet asked for, every time)."""
+    original = sender._retransmit
+
+    async def retransmit(sequence_number: int) -> None:
+        if budget.allow(sequence_number, time.monotonic(), rate_bps()):
+            await original(sequence_number)
+
+    sender._retransmit = retransmit  # type: ignore[method-assign]
+
+
+def request_keyframe_from(sender: RTCRtpSender) -> None:
+    sender._send_keyframe()
+
+
+# ---------------------------------------------------------------- the receive side
+
+
+class _PlayoutAdapter:
+    """Looks like aiortc's JitterBuffer to RTCRtpReceiver; decides with PlayoutBuffer."""
+
+    def __init__(self, policy: PlayoutBuffer) -> None:
+        self.policy = policy
+
+    @property
+    def capacity(self) -> int:
+        return self.policy.capacity
+
+    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+        view = PacketView(
+            packet.sequence_number, packet.timestamp, bool(packet.marker), packet._data
+        )
+        ask, frames = self.policy.add(view, time.monotonic())
+        if not frames:
+            return ask, None
+        first = JitterFrame(frames[0].data, frames[0].timestamp)
+        # The receiver takes one frame per packet; the rest ride along (see _DecoderQueue).
+        first.porchlight_more = [JitterFrame(f.data, f.timestamp) for f in frames[1:]]  # type: ignore[attr-defined]
+        return ask, first
+
+
+class _DecoderQueue(queue.Queue):  # type: ignore[type-arg]
+    """The receiver's decoder queue, which also queues the frames that rode along."""
+
+    def __init__(self, mapper: Any) -> None:
+        super().__init__()
+        self._mapper = mapper
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        if item is None:
+            return
+        codec, frame = item
+        for extra in getattr(frame, "porchlight_more", ()):
+            extra.timestamp = self._mapper.map(extra.timestamp)
+            super().put((codec, extra), block, timeout)
+
+
+class _NackAdapter:
+    """Looks like aiortc's NackGenerator: `add()` says whether to send a NACK for `missing`."""
+
+    def __init__(self, policy: NackPolicy) -> None:
+        self.policy = policy
+        self.missing: list[int] = []
+
+    def add(self, packet: Any) -> bool:
+        self.missing = self.policy.add(packet.sequence_number, time.monotonic())
+        return bool(self.missing)
+
+
+@dataclass
+class ReceiveFixes:
+    """The policies now running inside one receiver (for tuning and diagnostics)."""
+
+    kind: str
+    playout: PlayoutBuffer
+    nack: NackPolicy | None = None
+
+    def set_rtt(self, rtt_s: float) -> None:
+        """Wait for a retransmission about one and a half round trips, then give up."""
+        if self.kind == "video":
+            self.playout.max_wait_s = max(VIDEO_WAIT_S, 1.5 * rtt_s + 0.1)
+        if self.nack is not None:
+            self.nack.set_rtt(rtt_s)
+
+
+VIDEO_WAIT_S = 0.25  # at least this long for a hole (a keyframe can take 150 ms to arrive)
+AUDIO_WAIT_S = 0.06  # three packets: reordering, not retransmission (audio is not NACKed)
+
+
+def install_receive_fixes(receiver: RTCRtpReceiver, kind: str) -> ReceiveFixes:
+    """Replace the receiver's jitter buffer (and NACK generator, for video) with ours.
+
+    Call before the connection starts receiving (its decoder thread takes the queue then).
+    """
+    thread = _mangled(receiver, RTCRtpReceiver, "decoder_thread")
+    if getattr(receiver, thread) is not None:
+        raise RuntimeError("install_receive_fixes() must run before the receiver starts")
+    video = kind == "video"
+    playout = PlayoutBuffer(video=video, max_wait_s=VIDEO_WAIT_S if video else AUDIO_WAIT_S)
+    setattr(receiver, _mangled(receiver, RTCRtpReceiver, "jitter_buffer"), _PlayoutAdapter(playout))
+    mapper = getattr(receiver, _mangled(receiver, RTCRtpReceiver, "timestamp_mapper"))
+    setattr(receiver, _mangled(receiver, RTCRtpReceiver, "decoder_queue"), _DecoderQueue(mapper))
+    fixes = ReceiveFixes(kind, playout)
+    nack_attr = _mangled(receiver, RTCRtpReceiver, "nack_generator")
+    if getattr(receiver, nack_attr) is not None:
+        fixes.nack = NackPolicy()
+        setattr(receiver, nack_attr, _NackAdapter(fixes.nack))
+    return fixes
+
+
+# ---------------------------------------------------------------- connection health
+
+
+def tolerate_outages(seconds: float) -> None:
+    """Keep ICE consent through an outage of up to `seconds` (aioice gives up after ~30 s).
+
+    A process-wide aioice setting: every peer connection in this process gets it.
+    """
+    aioice.ice.CONSENT_FAILURES = max(
+        aioice.ice.CONSENT_FAILURES, math.ceil(seconds / aioice.ice.CONSENT_INTERVAL) + 1
+    )
+
+
+@dataclass
+class StreamStats:
+    """One direction of one kind of media, from getStats (None: not reported yet)."""
+
+    bytes_sent: int = 0
+    packets_sent: int = 0
+    fraction_lost: float | None = None  # 0-1, the receiver's last report
+    packets_lost: int | None = None
+    rtt_s: float | None = None
+    jitter_s: float | None = None
+    packets_received: int = 0  # what we receive of this kind
+    received_lost: int = 0
+
+
+@dataclass
+class CallStats:
+    video: StreamStats = field(default_factory=StreamStats)
+    audio: StreamStats = field(default_factory=StreamStats)
+
+
+CLOCK_RATES = {"video": 90_000, "audio": 48_000}
+
+
+async def read_stats(pc: RTCPeerConnection) -> CallStats:
+    """getStats as plain numbers per kind (aiortc reports RTCP jitter in timestamp units and
+    fractionLost as the raw 0-255 value)."""
+    report = await pc.getStats()
+    out = CallStats()
+    for stat in report.values():
+        kind = getattr(stat, "kind", None)
+        if kind not in CLOCK_RATES:
+            continue
+        stream: StreamStats = getattr(out, kind)
+        if stat.type == "outbound-rtp":
+            stream.bytes_sent += stat.bytesSent
+            stream.packets_sent += stat.packetsSent
+        elif stat.type == "remote-inbound-rtp":
+            stream.fraction_lost = stat.fractionLost / 256
+            stream.packets_lost = stat.packetsLost
+            stream.rtt_s = stat.roundTripTime
+            stream.jitter_s = stat.jitter / CLOCK_RATES[kind]
+        elif stat.type == "inbound-rtp":
+            stream.packets_received += stat.packetsReceived
+            stream.received_lost += stat.packetsLost
+    return out

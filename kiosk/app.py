@@ -32,6 +32,7 @@ from porchlight.kiosk.state import Timings
 from porchlight.kiosk.ui_checkin import CheckinOffer
 from porchlight.kiosk.ui_config import UiConfig
 from porchlight.kiosk.ui_press import HOLD_TO_LEAVE_STATES, HoldMeter, PressGate
+from porchlight.kiosk.ui_survey import SurveyScreen
 from porchlight.kiosk.view import LINK_LEVELS, FrameSource, KioskState, KioskView
 from porchlight.kiosk.widgets import BigButton, KioskRoot
 
@@ -137,6 +138,8 @@ class KioskApp(App):
         self._root = root
         # The check-in, offered on the waiting screen when the kiosk keeps an outbox.
         self.checkin = CheckinOffer(root, self.core)
+        # "How was your call?" after a call, on a screen of its own (kiosk/ui_survey.py).
+        self.survey = SurveyScreen(root, self.core)
         for button in self.buttons:
             button.bind(on_press_down=self._on_press_down, on_press_up=self._on_press_up)
         Window.bind(
@@ -229,13 +232,19 @@ class KioskApp(App):
             return
         v, root = self._view, self._root
         self.checkin.update(v)
-        root.current = "call" if v.show_video else self.checkin.screen(v)
+        self.survey.update(v)
+        if v.show_video:
+            root.current = "call"
+        else:
+            root.current = self.survey.screen(v) or self.checkin.screen(v)
         panel = root.message
         panel.headline.text = v.headline
         panel.detail.text = v.detail
         panel.icon.state = v.state.value
         panel.button.font_size = (
-            theme.HOME_BUTTON_PX if v.state == KioskState.IDLE else theme.BUTTON_PX
+            theme.HOME_BUTTON_PX
+            if v.state in (KioskState.IDLE, KioskState.RINGING)
+            else theme.BUTTON_PX
         )
         intent = theme.INTENT_FOR_STATE[v.state]
         for button in self.buttons:

@@ -163,6 +163,24 @@ class StateIcon(Widget):
                 Line(circle=(cx, cy, s * 0.42), width=w)
                 tick = [*p(0.3, 0.5), *p(0.45, 0.33), *p(0.72, 0.66)]
                 Line(points=tick, width=w, joint="round", cap="round")
+            elif self.state == "ringing":
+                # A bell: someone is calling.
+                bell = [
+                    *p(0.14, 0.28),
+                    *p(0.26, 0.36),
+                    *p(0.28, 0.62),
+                    *p(0.38, 0.8),
+                    *p(0.5, 0.84),
+                    *p(0.62, 0.8),
+                    *p(0.72, 0.62),
+                    *p(0.74, 0.36),
+                    *p(0.86, 0.28),
+                    *p(0.14, 0.28),
+                ]
+                Line(points=bell, width=w, joint="round", cap="round")
+                r = s * 0.08
+                dx, dy = p(0.5, 0.17)
+                Ellipse(pos=(dx - r, dy - r), size=(2 * r, 2 * r))
 
 
 _BARS_FOR_LINK = {"good": 3, "fair": 2, "poor": 1, "none": 0}

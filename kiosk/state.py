@@ -343,16 +343,19 @@ NOTICE_REMOVED = N_("You are no longer in the waiting room")
 NOTICE_NO_ANSWER = N_("Your nurse's service did not answer. Please press the button again.")
 NOTICE_REFUSED = N_("Could not join the waiting room. Please press the button again.")
 NOTICE_HELP = N_("Your care team has been asked to call you")
-NOTICE_MISSED = N_("You missed a call from your nurse. Press the button to call back.")
+NOTICE_MISSED = N_("You missed a call from your nurse")
+CALL_BACK = N_("Press the button to call them back")
 NOTICE_RING_FAILED = N_("The call could not be connected. Your nurse will try again.")
 NOTICE_THANKS = N_("Thank you for your answers")
 HELP_HINT = N_("Keep holding to ask your care team for help")
+LET_GO_TO_CALL = N_("Let go to call your nurse")
 SAY_HELP = N_("I have asked your care team to call you. They will call as soon as they can.")
 SURVEY_FACES = N_("How was your call?")
 SURVEY_AGAIN = N_("Would you use video again?")
 RINGING_HEADLINE = N_("{caller} is calling you")
 RINGING_ANONYMOUS = N_("Your nurse is calling you")
 ANSWER_HINT = N_("Press the button to answer")
+HEADLINE_NOTICES = frozenset({NOTICE_HELP, NOTICE_MISSED, NOTICE_THANKS})
 
 
 @dataclass
@@ -589,8 +592,7 @@ class KioskMachine:
                     return self._ringing(ring_id, caller, auto, effects)
             case RingStopped(ring_id=ring_id):
                 if st == S.RINGING and self.ring is not None and self.ring.ring_id == ring_id:
-                    self._home(NOTICE_MISSED)
-                    effects.append(Say(self.words(NOTICE_MISSED)))
+                    self._missed(effects)
                     return True
             case SurveyFace(score=score):
                 if self.survey is not None and self.survey.score is None and 1 <= score <= 5:
@@ -628,6 +630,10 @@ class KioskMachine:
         else:
             effects.append(Say(f"{who}. {self.words(ANSWER_HINT)}."))
         return True
+
+    def _missed(self, effects: list[Effect]) -> None:
+        self._home(NOTICE_MISSED)
+        effects.append(Say(f"{self.words(NOTICE_MISSED)}. {self.words(CALL_BACK)}."))
 
     def _caller_words(self) -> str:
         if self.ring is not None and self.ring.caller:
@@ -758,8 +764,7 @@ class KioskMachine:
             if self.ring.auto and self.now - self.ring.at >= t.auto_answer_s:
                 self._answer_ring(effects)
             elif age >= t.ring_timeout_s:
-                self._home(NOTICE_MISSED)
-                effects.append(Say(self.words(NOTICE_MISSED)))
+                self._missed(effects)
         if self.survey is not None and self.now - self.survey.at >= t.survey_timeout_s:
             self._drop_survey(effects)  # quietly: nobody is punished for walking away
 
@@ -802,6 +807,13 @@ class KioskMachine:
                 step = "faces" if self.survey.score is None else "again"
                 headline = SURVEY_FACES if step == "faces" else SURVEY_AGAIN
                 words = (w(headline), "", w(N_("Call my nurse")), True)
+            elif self.notice in HEADLINE_NOTICES:
+                # Worth the big words: help was asked for, a call was missed, thanks.
+                if self.notice == NOTICE_MISSED:
+                    below = w(CALL_BACK)
+                else:
+                    below = self.agenda or w(HOME_HEADLINE)
+                words = (w(self.notice), below, w(N_("Call my nurse")), True)
             elif self.agenda:
                 words = (self.agenda, w(self.notice or HOME_HEADLINE), w(N_("Call my nurse")), True)
             else:
@@ -876,7 +888,8 @@ class KioskMachine:
         headline, detail, label, enabled = words
         helping = self._helping()
         if helping is not None:
-            detail = w(HELP_HINT)
+            headline = w(HELP_HINT)
+            detail = w(LET_GO_TO_CALL) if st in (S.JOINING, S.WAITING) else ""
         return KioskView(
             state=st,
             headline=headline,

@@ -69,6 +69,37 @@ class DeviceOffer(_Message):
 class DeviceHangup(_Message):
     type: Literal[DeviceSays.HANGUP]
     call_id: CallId
+    # "dropped": the kiosk gave up reconnecting the call (the clinician hears patient_lost).
+    reason: Literal["dropped"] | None = None
+
+
+class DeviceStats(_Message):
+    """The kiosk's link report in a call; relayed to the clinician as it is."""
+
+    type: Literal[DeviceSays.STATS]
+    call_id: CallId
+    rung: str = Field(default="", max_length=32)
+    width: int = Field(default=0, ge=0, le=8192)
+    height: int = Field(default=0, ge=0, le=8192)
+    fps: float = Field(default=0, ge=0, le=240)
+    video_kbps: float = Field(default=0, ge=0, le=1_000_000)
+    audio_kbps: float = Field(default=0, ge=0, le=1_000_000)
+    loss: float = Field(default=0, ge=0, le=1)
+    rtt_ms: float | None = Field(default=None, ge=0, le=600_000)
+    jitter_ms: float | None = Field(default=None, ge=0, le=600_000)
+    quality: Literal["good", "fair", "poor"] = "fair"
+    audio_only: bool = False
+
+
+MAX_PROBE_PAD = 16_384
+
+
+class DeviceProbe(_Message):
+    """Padding for the join-time link probe; answered at once with probe_ack."""
+
+    type: Literal[DeviceSays.PROBE]
+    seq: int = Field(ge=0, le=1_000_000_000)
+    pad: str = Field(default="", max_length=MAX_PROBE_PAD)
 
 
 RingId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -80,7 +111,14 @@ class DeviceRingAccept(_Message):
 
 
 DeviceMessage = (
-    DeviceHello | DeviceJoin | DeviceLeave | DeviceOffer | DeviceHangup | DeviceRingAccept
+    DeviceHello
+    | DeviceJoin
+    | DeviceLeave
+    | DeviceOffer
+    | DeviceHangup
+    | DeviceRingAccept
+    | DeviceStats
+    | DeviceProbe
 )
 
 _DEVICE_MODELS: dict[str, type[_Message]] = {
@@ -90,6 +128,8 @@ _DEVICE_MODELS: dict[str, type[_Message]] = {
     DeviceSays.OFFER: DeviceOffer,
     DeviceSays.HANGUP: DeviceHangup,
     DeviceSays.RING_ACCEPT: DeviceRingAccept,
+    DeviceSays.STATS: DeviceStats,
+    DeviceSays.PROBE: DeviceProbe,
 }
 
 # -- clinician → hub ----------------------------------------------------------------------
@@ -292,3 +332,14 @@ def ringing(ring_id: str, patient_id: str, auto_answer: bool, timeout_s: float) 
 
 def ring_ended(ring_id: str, reason: str) -> dict[str, Any]:
     return {"type": HubToClinician.RING_ENDED.value, "ring_id": ring_id, "reason": reason}
+
+
+def stats(call_id: str, patient_id: str, report: DeviceStats) -> dict[str, Any]:
+    """The kiosk's link report for the clinician of the call."""
+    fields = report.model_dump(exclude={"type", "call_id"})
+    return {"type": HubToClinician.STATS.value, "call_id": call_id, "patient_id": patient_id,
+            **fields}  # fmt: skip
+
+
+def probe_ack(seq: int) -> dict[str, Any]:
+    return {"type": HubToDevice.PROBE_ACK.value, "seq": seq}

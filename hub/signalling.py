@@ -10,6 +10,7 @@ store is only used during authentication, in a worker thread).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import uuid
@@ -56,6 +57,7 @@ from porchlight.protocol import (
     CLOSE_NOT_AUTHORISED,
     CLOSE_REPLACED,
     DEVICE_WS_PATH,
+    EndReason,
     HubToClinician,
 )
 
@@ -239,6 +241,9 @@ class Signalling:
                     await self._broadcast()
 
             async def handle(message: m.DeviceMessage) -> None:
+                if isinstance(message, m.DeviceProbe):  # touches no room state: answer now
+                    conn.send(m.probe_ack(message.seq))
+                    return
                 async with self.room_sync.transaction(patient_id):
                     await self._on_device(patient_id, identity.display_name, conn, message)
 
@@ -293,8 +298,20 @@ class Signalling:
                         m.offer(call.call_id, patient_id, message.sdp),
                     )
             case m.DeviceHangup():
-                await self._tell_ended(self.room.device_hangup(patient_id, message.call_id, now))
+                ending = self.room.device_hangup(patient_id, message.call_id, now)
+                if message.reason == "dropped":  # the kiosk could not get the call back
+                    ending = dataclasses.replace(ending, reason=EndReason.PATIENT_LOST)
+                await self._tell_ended(ending)
                 await self._broadcast()
+            case m.DeviceStats():
+                call = self.room.call(message.call_id)
+                if call is None or call.patient_id != patient_id:
+                    raise Refused("unknown_call", "This kiosk is not in that call.")
+                if call.clinician_conn is not None:
+                    await self.bus.publish(
+                        clinician_topic(call.clinician_conn),
+                        m.stats(call.call_id, patient_id, message),
+                    )
             case m.DeviceRingAccept():
                 await ringing.accept(self, patient_id, display_name, conn, message.ring_id)
 

@@ -24,6 +24,8 @@ class DeviceSays(StrEnum):
     OFFER = "offer"
     HANGUP = "hangup"
     RING_ACCEPT = "ring_accept"  # the patient answered a ring (a press, or auto-answer)
+    STATS = "stats"  # in a call: the patient's picture and link, relayed to the clinician
+    PROBE = "probe"  # link probe while waiting: padding the hub acknowledges at once
 
 
 class HubToDevice(StrEnum):
@@ -37,6 +39,7 @@ class HubToDevice(StrEnum):
     RING = "ring"  # a clinician of the care team is calling
     RING_STOPPED = "ring_stopped"
     PLAN_CHANGED = "plan_changed"  # settings or appointments changed: fetch the plan again
+    PROBE_ACK = "probe_ack"
 
 
 class ClinicianSays(StrEnum):
@@ -56,6 +59,7 @@ class HubToClinician(StrEnum):
     ERROR = "error"
     RINGING = "ringing"  # your ring reached the kiosk
     RING_ENDED = "ring_ended"  # cancelled, no answer, or could not connect
+    STATS = "stats"  # the patient's link report (from their kiosk)
 
 
 class EndReason(StrEnum):

@@ -26,6 +26,7 @@ Words come from `words` (kiosk/i18n.py: the patient's language); `spoken` off dr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -645,7 +646,7 @@ class KioskMachine:
         if ring is None or not ring.auto:
             return None
         left = self.timings.auto_answer_s - (self.now - ring.at)
-        return max(0, int(-(-left // 1)))  # whole seconds left, rounded up
+        return max(0, math.ceil(left - 1e-6))  # whole seconds left (float ticks drift a hair)
 
     def _tick_ringing(self, effects: list[Effect]) -> None:
         ring = self.ring

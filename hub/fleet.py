@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, Field
@@ -542,7 +542,7 @@ def act_on_rollout(
                 select(rollouts_table).where(rollouts_table.c.id == rollout_id)
             ).first()
         if row is None:
-            raise BadInput("there is no rollout with that id")
+            raise HTTPException(404, "There is no rollout with that id.")
         plan, state = _plan(row), _state(row)
         if action == "pause":
             new = rollouts.pause(state)
@@ -569,7 +569,7 @@ def request_diagnostics(request: Request, person: Support, device_id: str) -> di
             .values(diagnostics_requested_at=hub.clock(), diagnostics_requested_by=person.username)
         ).rowcount
     if not done:
-        raise BadInput("that device has not sent a heartbeat yet; nothing to ask")
+        raise HTTPException(404, "That device has not sent a heartbeat yet; nothing to ask.")
     return {"requested": True}
 
 
@@ -584,7 +584,7 @@ def latest_diagnostics(request: Request, _person: Support, device_id: str) -> di
             .limit(1)
         ).first()
     if row is None:
-        raise BadInput("no diagnostics from that device yet; request them first")
+        raise HTTPException(404, "No diagnostics from that device yet; request them first.")
     return {
         "device_id": device_id,
         "received_at": row.received_at.isoformat(),

@@ -24,8 +24,10 @@ def releases_dir(config: HubConfig) -> Path:
 
 
 def release_files(folder: Path) -> StaticFiles:
-    """Static files from `folder` (which may not exist yet: publishing creates it)."""
-    return StaticFiles(directory=folder, check_dir=False)
+    """Static files from `folder`, made empty if nothing is published yet (so a device asking
+    early gets 404, not an error)."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return StaticFiles(directory=folder)
 
 
 def mount(app: FastAPI, config: HubConfig) -> None:

@@ -269,6 +269,45 @@ MATRIX: dict[tuple[str, str], tuple[Callable[[World], Call], dict[str, int | str
     ("GET", "/"): (lambda w: Call("GET", "/"), everyone(307)),
     ("GET", "/clinic"): (lambda w: Call("GET", "/clinic"), everyone(200)),
     ("MOUNT", "/static"): (lambda w: Call("GET", "/static/clinic.css"), everyone(200)),
+    # Fleet (docs/updates.md): devices report; support and admin see and steer, nobody else.
+    ("POST", "/api/fleet/heartbeat"): (
+        lambda w: Call("POST", "/api/fleet/heartbeat", {}),
+        DEVICES_ONLY,
+    ),
+    ("POST", "/api/fleet/diagnostics"): (
+        lambda w: Call("POST", "/api/fleet/diagnostics", {"bundle": {}}),
+        DEVICES_ONLY,
+    ),
+    ("GET", "/api/fleet/devices"): (
+        lambda w: Call("GET", "/api/fleet/devices"),
+        cells(403, **PEOPLE_ONLY, support=200, admin=200),
+    ),
+    ("GET", "/api/fleet/rollouts"): (
+        lambda w: Call("GET", "/api/fleet/rollouts"),
+        cells(403, **PEOPLE_ONLY, support=200, admin=200),
+    ),
+    ("POST", "/api/fleet/rollouts"): (
+        lambda w: Call("POST", "/api/fleet/rollouts", {"version": "2.0.0"}),
+        cells(403, **PEOPLE_ONLY, support=201, admin=201),
+    ),
+    ("POST", "/api/fleet/rollouts/{rollout_id}/{action}"): (
+        lambda w: Call("POST", f"/api/fleet/rollouts/{uuid.uuid4()}/pause"),
+        cells(403, **PEOPLE_ONLY, support=404, admin=404),
+    ),
+    ("POST", "/api/fleet/devices/{device_id}/diagnostics-request"): (
+        lambda w: Call("POST", f"/api/fleet/devices/{w.device_a}/diagnostics-request"),
+        cells(403, **PEOPLE_ONLY, support=404, admin=404),
+    ),
+    ("GET", "/api/fleet/devices/{device_id}/diagnostics"): (
+        lambda w: Call("GET", f"/api/fleet/devices/{w.device_a}/diagnostics"),
+        cells(403, **PEOPLE_ONLY, support=404, admin=404),
+    ),
+    ("GET", "/support"): (lambda w: Call("GET", "/support"), everyone(200)),
+    # Signed release files: public (devices verify every byte); none published in this world.
+    ("MOUNT", "/releases"): (
+        lambda w: Call("GET", "/releases/metadata/timestamp.json"),
+        everyone(404),
+    ),
 }
 
 

@@ -60,11 +60,11 @@ def wait_until(condition, timeout: float) -> None:
 
 
 def test_every_pattern_drives_its_pin_as_the_pattern_says(pin_factory):
-    pins = (5, 6, 13, 19, 26, 21)
-    lights = {name: light_on(pin, pin_factory) for name, pin in zip(PATTERNS, pins, strict=True)}
     # How many changes to watch for on each pin (after the initial state): about 3 s in all.
     wanted = {"steady": 1, "off": 0, "slow_blink": 3, "fast_blink": 12, "heartbeat": 5}
     wanted["breathing"] = 60
+    pins = (5, 6, 13, 19, 26, 21)
+    lights = {name: light_on(pin, pin_factory) for name, pin in zip(wanted, pins, strict=True)}
     try:
         for name, light in lights.items():
             light.pin.clear_states()
@@ -124,3 +124,18 @@ def test_unknown_pattern_is_refused_and_changes_nothing(light):
         light.show("disco")
     assert light.pattern == "steady"
     assert light.value == 1.0
+
+
+@pytest.mark.parametrize("name", sorted(PATTERNS))
+def test_every_shipped_pattern_moves_its_pin_unless_it_is_constant(pin_factory, name):
+    light = light_on(20, pin_factory)
+    try:
+        light.pin.clear_states()
+        light.show(name)
+        if PATTERNS[name].constant is not None:
+            assert light.value == PATTERNS[name].constant
+        else:
+            # It keeps changing: at least on, off, on again within a few seconds.
+            wait_until(lambda: len(history(light.pin)) > 3, timeout=8.0)
+    finally:
+        light.close()

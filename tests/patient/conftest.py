@@ -25,3 +25,18 @@ def clock() -> FakeClock:
 def client(world: World, tmp_path, clock: FakeClock) -> Iterator:
     with hub_client(world, tmp_path / "hub", clock) as c:
         yield c
+
+
+@pytest.fixture
+def kiosk_config(tmp_path):
+    """A simulated kiosk (as tests/kiosk's): loopback ICE, the recording speaker, small video."""
+    from kiosk.conftest import SMALL_CAMERA
+
+    from porchlight.device.config import DeviceConfig
+    from porchlight.kiosk.config import KioskConfig
+
+    return KioskConfig(
+        data_dir=tmp_path / "k",
+        ice_host_addresses=["127.0.0.1"],
+        device=DeviceConfig(simulate=True, speaker="sim", **SMALL_CAMERA),
+    )

@@ -21,6 +21,7 @@ from porchlight.kiosk.config import KioskConfig
 from porchlight.kiosk.core import KioskCore
 from porchlight.kiosk.credential import credential_path, load_credential
 from porchlight.kiosk.setup_session import run_setup, set_aside_credential
+from porchlight.kiosk.status_report import StatusReporter
 from porchlight.kiosk.view import KioskState
 from porchlight.protocol import CLOSE_NOT_AUTHORISED
 from porchlight.provisioning import selftest
@@ -68,6 +69,11 @@ async def _run_enrolled(
     revoked = asyncio.Event()
     core = KioskCore(config)
     await core.start()
+    # Headless there is no screen to draw, so "drawn" cannot be what keeps it unhealthy.
+    reporter = StatusReporter(
+        core, config.data_dir, screen=lambda: not ui or core.ui_ready.is_set()
+    )
+    reporter.start()
     core.subscribe(lambda _view: revoked.set() if core.refused_status in REVOKED else None)
     pinger = watchdog.Watchdog()
     pinger.start()
@@ -85,7 +91,7 @@ async def _run_enrolled(
             return revoked.is_set()
         app = _make_app(core, config)
         ui_task = asyncio.create_task(app.async_run(async_lib="asyncio"), name="kiosk-ui")
-        ready_task = asyncio.create_task(_ready_when_drawn(core), name="kiosk-ready")
+        ready_task = asyncio.create_task(_ready_when_drawn(core, reporter), name="kiosk-ready")
         tasks += [ui_task, ready_task]
         await asyncio.wait({ui_task, stop_task, revoked_task}, return_when=asyncio.FIRST_COMPLETED)
         if not ui_task.done():
@@ -100,6 +106,7 @@ async def _run_enrolled(
         await asyncio.gather(*tasks, return_exceptions=True)
         watchdog.notify(stopping=True)
         await pinger.stop()
+        await reporter.stop()
         await core.stop()
 
 
@@ -131,8 +138,9 @@ def _make_app(core: KioskCore, config: KioskConfig) -> Any:
     return KioskApp(core, ui_config, hold_to_leave_s=core.hold_to_leave_s)
 
 
-async def _ready_when_drawn(core: KioskCore) -> None:
+async def _ready_when_drawn(core: KioskCore, reporter: StatusReporter) -> None:
     await core.ui_ready.wait()
+    reporter.changed()
     watchdog.notify(ready=True, status="kiosk running")
 
 

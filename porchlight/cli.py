@@ -62,6 +62,8 @@ class LazyGroup(click.Group):
 
     lazy: ClassVar[dict[str, str]] = {
         "outbox": "porchlight.kiosk.outbox_cli:outbox",
+        "release": "porchlight.provisioning.update_cli:release",
+        "update": "porchlight.provisioning.update_cli:update",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

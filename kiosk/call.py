@@ -24,7 +24,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from porchlight.kiosk import rtc
 from porchlight.kiosk.adaptive_media import AdaptiveMedia
-from porchlight.kiosk.ladder import Decision, LadderConfig
+from porchlight.kiosk.ladder import Decision, LadderConfig, Rung
 from porchlight.kiosk.view import LatestFrame
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 INLINE_CONVERT_PIXELS = 320 * 240
 SELF_VIEW_WIDTH = 320  # the self-view is small; converting it small saves CPU on a Pi
 REPORT_EVERY_S = 2.0  # how often the clinician gets a link report
+# A peer connection rides out a network drop this long (ICE consent); longer drops are
+# recovered with a fresh connection (kiosk/state.py) or the call is given up.
+OUTAGE_TOLERANCE_S = 40.0
 
 
 class AudioSink(Protocol):
@@ -126,6 +129,7 @@ class CallSession:
         on_failed: Callable[[str, str], None] = lambda call_id, reason: None,
         on_report: Callable[[str, dict[str, Any]], None] = lambda call_id, report: None,
         on_quality: Callable[[str, str], None] = lambda call_id, quality: None,
+        on_rung: Callable[[str, Rung], None] = lambda call_id, rung: None,
         ladder_config: LadderConfig | None = None,
         start_bps: float | None = None,
         executor: Executor | None = None,
@@ -145,6 +149,8 @@ class CallSession:
         )
         self._on_report = on_report
         self._on_quality = on_quality
+        self._on_rung = on_rung
+        rtc.tolerate_outages(OUTAGE_TOLERANCE_S)
         self._pc = rtc.new_peer_connection(self._ice_servers)
         self.media = AdaptiveMedia(
             self._pc, ladder_config=ladder_config, start_bps=start_bps, on_decision=self._decided
@@ -199,6 +205,11 @@ class CallSession:
         for track in (self._camera, self._microphone):
             if track is not None:
                 track.stop()
+        for track in (self._camera, self._microphone):
+            wait_closed = getattr(track, "wait_closed", None)
+            if wait_closed is not None:  # a real camera must be free before it opens again
+                with contextlib.suppress(Exception):
+                    await wait_closed()
 
     # ------------------------------------------------------------ internals
 
@@ -215,6 +226,7 @@ class CallSession:
         c = self.counters
         if decision.changed:
             c.rung_changes += 1
+            self._on_rung(self.call_id, decision.rung)
         c.rung = decision.rung.name
         report = self.media.report
         if report is not None:

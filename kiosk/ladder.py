@@ -78,7 +78,7 @@ DEFAULT_RUNGS: tuple[Rung, ...] = (
 @dataclass(frozen=True)
 class LadderConfig:
     rungs: tuple[Rung, ...] = DEFAULT_RUNGS
-    # No rung taller than this (the camera's height, or what the device can encode).
+    # The camera's height (or what the device can encode): no rung above the first that holds it.
     max_height: int = 720
     # Opus at 32 kbit/s plus RTP/SRTP/UDP/IP headers at 50 packets/s: reserved, never cut.
     audio_bps: int = 56_000
@@ -164,9 +164,10 @@ class Ladder:
 
     def __post_init__(self) -> None:
         cfg = self.config
-        smallest = min(r.height for r in cfg.rungs)
-        # A camera smaller than every rung still gets the smallest size's rungs.
-        cap = max(cfg.max_height, smallest)
+        # Up to the first size that holds the whole camera picture (a 240-line camera keeps
+        # the 270p rungs: they send it unscaled); above that a rung would only cost bits.
+        holding = [r.height for r in cfg.rungs if r.height >= cfg.max_height]
+        cap = min(holding) if holding else max(r.height for r in cfg.rungs)
         self.rungs: tuple[Rung, ...] = tuple(r for r in cfg.rungs if r.height <= cap)
         start = self.start_bps if self.start_bps else cfg.default_start_bps
         self._loss_est = float(start)

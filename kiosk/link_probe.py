@@ -1,0 +1,84 @@
+"""The join-time link probe: how much can this kiosk send, before the call starts?
+
+While the patient waits, the kiosk sends padding to the hub over its WebSocket (`probe`,
+docs/protocol.md) with at most `window_bytes` unacknowledged, for `duration_s`; the hub
+answers each at once (`probe_ack`). The acknowledgements come back at the rate the uplink
+delivered the padding, so that rate — over the later half of the probe, once TCP has opened
+its window — is the estimate the call starts from (kiosk/ladder.py picks the rung). The hub
+is on the clinic's side of the patient's home link, which is the link that limits a call.
+
+`estimate_bps` is pure; `LinkProbe` does the sending (through the hub link's `send`) and is
+fed the acks by kiosk/core.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from porchlight.protocol import DeviceSays
+
+# What one probe message adds on the wire besides its padding (JSON, WebSocket framing and
+# masking, TLS record, TCP/IP headers shared by about one 1448-byte segment per 1.4 KB).
+OVERHEAD_SHARE = 0.06
+
+
+def estimate_bps(acks: Sequence[tuple[float, int]]) -> float | None:
+    """Bits per second from (arrival time, bytes) of acknowledged probe messages.
+
+    Uses the later half (TCP's slow start is over by then); None with too few acks.
+    """
+    if len(acks) < 4:
+        return None
+    half = acks[len(acks) // 2 - 1 :]
+    span = half[-1][0] - half[0][0]
+    if span <= 0:
+        return None
+    carried = sum(size for _, size in half[1:])
+    return carried * 8 * (1 + OVERHEAD_SHARE) / span
+
+
+@dataclass
+class LinkProbe:
+    send: Callable[[dict[str, Any]], bool]
+    clock: Callable[[], float] = time.monotonic
+    message_bytes: int = 8192
+    window_bytes: int = 64 * 1024
+    duration_s: float = 1.5
+    _sizes: dict[int, int] = field(default_factory=dict)
+    _acks: list[tuple[float, int]] = field(default_factory=list)
+    _in_flight: int = 0
+    _acked: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def on_ack(self, seq: int) -> None:
+        size = self._sizes.pop(seq, None)
+        if size is None:
+            return  # not ours (an earlier probe's) or a duplicate
+        self._in_flight -= size
+        self._acks.append((self.clock(), size))
+        self._acked.set()
+
+    @property
+    def result_bps(self) -> float | None:
+        return estimate_bps(self._acks)
+
+    async def run(self) -> float | None:
+        """Probe for `duration_s` (stops early if the link goes); returns the estimate."""
+        pad = "x" * self.message_bytes
+        seq = 0
+        deadline = self.clock() + self.duration_s
+        while self.clock() < deadline:
+            while self._in_flight + self.message_bytes <= self.window_bytes:
+                if not self.send({"type": DeviceSays.PROBE, "seq": seq, "pad": pad}):
+                    return self.result_bps  # the hub link is down: keep what we have
+                self._sizes[seq] = self.message_bytes
+                self._in_flight += self.message_bytes
+                seq += 1
+            self._acked.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acked.wait(), max(0.01, deadline - self.clock()))
+        return self.result_bps

@@ -62,6 +62,12 @@ class Timings:
     ring_timeout_s: float = 60.0  # nobody answered: stop ringing (the hub gives up too)
     ring_beep_s: float = 2.0  # the ring tone: a beep this often while ringing
     survey_timeout_s: float = 600.0  # "How was your call?" goes away quietly after this
+    # A call whose media went quiet: ask for it afresh this long after the hub link is up
+    # (the old connection may still come back by itself first), then again every
+    # rejoin_every_s; after drop_after_s of quiet, give up and say so.
+    rejoin_after_s: float = 2.0
+    rejoin_every_s: float = 8.0
+    drop_after_s: float = 40.0
 
 
 # ---------------------------------------------------------------- events (inputs)
@@ -207,6 +213,26 @@ class SurveyAgain:
     again: bool
 
 
+@dataclass(frozen=True)
+class MediaStalled:
+    """No picture or sound from the clinician for a while (a network drop?)."""
+
+    call_id: str
+
+
+@dataclass(frozen=True)
+class MediaResumed:
+    call_id: str
+
+
+@dataclass(frozen=True)
+class LinkQuality:
+    """The bandwidth ladder's word for the call's link: good, fair or poor."""
+
+    call_id: str
+    quality: str
+
+
 Event = (
     HubConnected
     | HubLost
@@ -231,6 +257,9 @@ Event = (
     | Remind
     | SurveyFace
     | SurveyAgain
+    | MediaStalled
+    | MediaResumed
+    | LinkQuality
 )
 
 # ---------------------------------------------------------------- effects (outputs)
@@ -255,6 +284,7 @@ class SendOffer:
 @dataclass(frozen=True)
 class SendHangup:
     call_id: str
+    reason: str | None = None  # "dropped": we gave up getting the call back
 
 
 @dataclass(frozen=True)
@@ -300,6 +330,18 @@ class SendRingAccept:
 
 
 @dataclass(frozen=True)
+class RestartMedia:
+    """Connect the call's media afresh (a new offer for the same call)."""
+
+    call_id: str
+
+
+@dataclass(frozen=True)
+class ProbeLink:
+    """Measure the uplink while waiting, so the call starts at a picture that fits."""
+
+
+@dataclass(frozen=True)
 class QueueHelp:
     """Queue a help request for the care team (through the outbox: it waits out any outage)."""
 
@@ -328,6 +370,8 @@ Effect = (
     | SendRingAccept
     | QueueHelp
     | QueueSurvey
+    | RestartMedia
+    | ProbeLink
 )
 
 # ---------------------------------------------------------------- words
@@ -356,7 +400,10 @@ SURVEY_AGAIN = N_("Would you use video again?")
 RINGING_HEADLINE = N_("{caller} is calling you")
 RINGING_ANONYMOUS = N_("Your nurse is calling you")
 ANSWER_HINT = N_("Press the button to answer")
-HEADLINE_NOTICES = frozenset({NOTICE_HELP, NOTICE_MISSED, NOTICE_THANKS})
+NOTICE_DROPPED = N_("Call dropped — press the button to rejoin")
+RECONNECTING_HEADLINE = N_("Reconnecting to your nurse…")
+RECONNECTING_DETAIL = N_("The call will come back by itself")
+HEADLINE_NOTICES = frozenset({NOTICE_HELP, NOTICE_MISSED, NOTICE_THANKS, NOTICE_DROPPED})
 
 
 @dataclass
@@ -413,6 +460,11 @@ class KioskMachine:
     answering: bool = False  # joining because a ring was answered, not through the room
     media_was_up: bool = False  # picture and sound flowed in the call that just ended
     survey: _Survey | None = None  # "How was your call?" on the home screen
+    call_link: str = ""  # the ladder's word for the call's link (good / fair / poor)
+    quiet_since: float | None = None  # the call's media went quiet then (None: flowing)
+    hub_up_at: float = float("-inf")  # when the hub link last came up
+    last_rejoin: float = float("-inf")
+    last_nudge: float = float("-inf")
 
     def __post_init__(self) -> None:
         self.entered_at = self.now
@@ -469,6 +521,7 @@ class KioskMachine:
         """Back to the home screen (or offline if the hub is gone)."""
         self.call_id = None
         self.media_up = False
+        self.quiet_since = None
         self.since = None
         self.resume_waiting = False
         self._go(S.IDLE if self.hub_up else S.OFFLINE)
@@ -502,6 +555,7 @@ class KioskMachine:
         effects.append(EndCall(self.call_id))
         self.call_lost = lost
         self.media_up = False
+        self.quiet_since = None
         self._go(S.ENDING)
 
     def _dispatch(self, event: Event, effects: list[Effect]) -> bool:
@@ -510,6 +564,7 @@ class KioskMachine:
         match event:
             case HubConnected():
                 self.hub_up, self.needs_setup, self.ever_connected = True, False, True
+                self.hub_up_at = self.now
                 if st == S.OFFLINE:
                     if self.resume_waiting:
                         # Our hello said state=waiting with the original since: the hub has
@@ -543,6 +598,8 @@ class KioskMachine:
             case WaitingConfirmed(since=since):
                 if st in (S.JOINING, S.WAITING):
                     self.since = since or self.since
+                    if st == S.JOINING:
+                        effects.append(ProbeLink())
                     self._go(S.WAITING)
             case LeftRoom():
                 if st in (S.JOINING, S.WAITING):
@@ -551,6 +608,7 @@ class KioskMachine:
                 if st in (S.JOINING, S.WAITING):
                     self.call_id, self.media_up, self.call_lost = call_id, False, False
                     self.media_was_up = False
+                    self.call_link, self.quiet_since = "", None
                     self._go(S.IN_CALL)
                     effects.append(StartCall(call_id, tuple(ice)))
                 elif not (st == S.IN_CALL and call_id == self.call_id) and self.hub_up:
@@ -568,7 +626,20 @@ class KioskMachine:
                     self.media_was_up = True
             case MediaFailed(call_id=call_id):
                 if st == S.IN_CALL and call_id == self.call_id:
-                    self._end_call(effects, hang_up=True, lost=True)
+                    if self.media_was_up:  # it worked before: get it back, don't end it
+                        self.quiet_since = self.quiet_since or self.now
+                    else:
+                        self._end_call(effects, hang_up=True, lost=True)
+            case MediaStalled(call_id=call_id):
+                if st == S.IN_CALL and call_id == self.call_id and self.media_was_up:
+                    self.quiet_since = self.quiet_since or self.now
+            case MediaResumed(call_id=call_id):
+                if st == S.IN_CALL and call_id == self.call_id:
+                    self.quiet_since = None
+                    self.media_up = True
+            case LinkQuality(call_id=call_id, quality=quality):
+                if st == S.IN_CALL and call_id == self.call_id:
+                    self.call_link = quality
             case CallEnded(call_id=call_id):
                 if st == S.IN_CALL and call_id == self.call_id:
                     self._end_call(effects, hang_up=False, lost=False)
@@ -757,6 +828,8 @@ class KioskMachine:
         if self.state == S.JOINING and age >= t.join_timeout_s:
             effects.append(SendLeave())  # in case the hub heard the join but we missed the reply
             self._home(NOTICE_NO_ANSWER)
+        elif self.state == S.IN_CALL and self.quiet_since is not None:
+            self._get_call_back(effects)
         elif self.state == S.IN_CALL and not self.media_up and age >= t.connect_timeout_s:
             self._end_call(effects, hang_up=True, lost=True)
         elif self.state == S.ENDING and age >= t.ending_s:
@@ -768,6 +841,30 @@ class KioskMachine:
                 self._missed(effects)
         if self.survey is not None and self.now - self.survey.at >= t.survey_timeout_s:
             self._drop_survey(effects)  # quietly: nobody is punished for walking away
+
+    def _get_call_back(self, effects: list[Effect]) -> None:
+        """The call's media is quiet: wait for it, ask for it afresh, or give up."""
+        t, quiet_since = self.timings, self.quiet_since
+        assert quiet_since is not None and self.call_id is not None
+        if self.now - quiet_since >= t.drop_after_s:
+            call_id = self.call_id
+            if self.hub_up:
+                effects.append(SendHangup(call_id, reason="dropped"))
+            effects.append(EndCall(call_id))
+            self.quiet_since = None
+            self.media_was_up = False  # no "How was your call?" after a dropped call
+            self._home(NOTICE_DROPPED, offline_too=True)
+            effects.append(Say(self.words(NOTICE_DROPPED) + "."))
+        elif not self.hub_up:
+            if self.now - self.last_nudge >= 1.0:  # the link's back-off is for idle times
+                self.last_nudge = self.now
+                effects.append(ReconnectNow())
+        elif (
+            self.now - max(quiet_since, self.hub_up_at) >= t.rejoin_after_s
+            and self.now - self.last_rejoin >= t.rejoin_every_s
+        ):
+            self.last_rejoin = self.now
+            effects.append(RestartMedia(self.call_id))
 
     # ------------------------------------------------------------ rendering
 
@@ -857,7 +954,15 @@ class KioskMachine:
         elif st == S.WAITING:
             words = (w(WAITING_HEADLINE), w(LEAVE_HINT), w(N_("Hold to leave")), True)
         elif st == S.IN_CALL:
-            if self.media_up:
+            if self.quiet_since is not None:
+                words = (
+                    w(RECONNECTING_HEADLINE),
+                    w(RECONNECTING_DETAIL),
+                    w(N_("Hold to end call")),
+                    True,
+                )
+                link = "none"
+            elif self.media_up:
                 words = (
                     w(N_("You are talking to your nurse")),
                     w(END_HINT),
@@ -865,7 +970,7 @@ class KioskMachine:
                     True,
                 )
                 show_video = True
-                link = "good"
+                link = self.call_link or "good"
             else:
                 words = (
                     w(N_("Your nurse is joining…")),

@@ -24,6 +24,8 @@ from porchlight.kiosk.call_quality import QualityMeter
 from porchlight.kiosk.config import KioskConfig
 from porchlight.kiosk.credential import DeviceCredential, load_credential
 from porchlight.kiosk.hub_link import HubLink, LinkDown, LinkEvent, LinkRefused, LinkTimings, LinkUp
+from porchlight.kiosk.ladder import LadderConfig, Rung
+from porchlight.kiosk.link_probe import LinkProbe
 from porchlight.kiosk.patient_care import HELP_NOT_SENT, PLAN_CHANGED, RING_ACCEPT, PatientCare
 from porchlight.kiosk.sync import KioskRecords, open_records
 from porchlight.kiosk.view import KioskView, LatestFrame
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 TICK_S = 0.1  # how often time moves on for the state machine (holds, timeouts, flashes)
 CARE_EVERY_TICKS = 10  # the plan's clock (appointment line, reminders): once a second
 PLAN_EVERY_S = 300.0  # fetch the patient's plan this often (and on reconnect, and when told)
+MEDIA_QUIET_S = 2.0  # no frame of the clinician's picture or voice this long: media is quiet
 
 
 class KioskCore:
@@ -93,6 +96,12 @@ class KioskCore:
         self._ticks = 0
         # The HTTP status / close code with which the hub last refused our credential.
         self.refused_status: int | None = None
+        # The join-time link probe and what it (or the last call) found the uplink carries.
+        self._probe: LinkProbe | None = None
+        self._probe_task: asyncio.Task[None] | None = None
+        self.link_estimate_bps: float | None = None
+        self._call_ice: tuple[dict[str, Any], ...] = ()
+        self._media_quiet = False
 
     # ------------------------------------------------------------ public API
 
@@ -148,6 +157,8 @@ class KioskCore:
             "needs_setup": self._machine.needs_setup,
             "call_id": self._machine.call_id,
             "last_error": self.last_error,
+            "link": self.view.link,
+            "link_estimate_bps": self.link_estimate_bps,
             **counters.as_dict(),
         }
 
@@ -301,6 +312,7 @@ class KioskCore:
         if self.care is not None:
             self.care.close()
             self.care = None
+        self._stop_probe()
         await self._detach_call()
         for task in list(self._tasks):
             task.cancel()
@@ -351,6 +363,10 @@ class KioskCore:
         if kind == PLAN_CHANGED:
             self._plan_wanted.set()
             return
+        if kind == HubToDevice.PROBE_ACK:
+            if self._probe is not None and isinstance(msg.get("seq"), int):
+                self._probe.on_ack(msg["seq"])
+            return
         ringing = PatientCare.event_for(msg)
         if ringing is not None:
             self._handle(ringing)
@@ -385,6 +401,7 @@ class KioskCore:
             if self._ticks % CARE_EVERY_TICKS == 0:
                 self._care_tick()
             self._watch_quality()
+            self._watch_media()
             self._handle(sm.Tick())
 
     # ------------------------------------------------------------ the machine
@@ -432,15 +449,21 @@ class KioskCore:
                 self._send({"type": DeviceSays.LEAVE})
             case sm.SendOffer(call_id=call_id, sdp=sdp):
                 self._send({"type": DeviceSays.OFFER, "call_id": call_id, "sdp": sdp})
-            case sm.SendHangup(call_id=call_id):
-                self._send({"type": DeviceSays.HANGUP, "call_id": call_id})
+            case sm.SendHangup(call_id=call_id, reason=reason):
+                hangup = {"type": DeviceSays.HANGUP, "call_id": call_id}
+                self._send(hangup if reason is None else {**hangup, "reason": reason})
             case sm.StartCall(call_id=call_id, ice_servers=ice_servers):
                 self._start_call(call_id, ice_servers)
             case sm.ApplyAnswer(call_id=call_id, sdp=sdp):
                 self._spawn(self._apply_answer(call_id, sdp))
             case sm.EndCall(call_id=call_id):
                 self._record_quality(call_id)
+                self._media_quiet = False
                 self._spawn(self._detach_call())
+            case sm.RestartMedia(call_id=call_id):
+                self._spawn(self._restart_call(call_id))
+            case sm.ProbeLink():
+                self._start_probe()
             case sm.ReconnectNow():
                 if self._link is not None:
                     self._link.reconnect_now()
@@ -504,7 +527,11 @@ class KioskCore:
 
     # ------------------------------------------------------------ the call
 
-    def _start_call(self, call_id: str, ice_servers: tuple[dict[str, Any], ...]) -> None:
+    def _start_call(
+        self, call_id: str, ice_servers: tuple[dict[str, Any], ...], *, again: bool = False
+    ) -> None:
+        self._stop_probe()
+        self._call_ice = ice_servers
         self.remote_frames.clear()
         self.local_frames.clear()
         hardware = self.device
@@ -519,11 +546,73 @@ class KioskCore:
             host_addresses=self.config.ice_host_addresses,
             on_connected=self._media_connected,
             on_failed=lambda cid, reason: self._handle(sm.MediaFailed(cid, reason)),
+            on_report=self._send_report,
+            on_quality=lambda cid, quality: self._handle(sm.LinkQuality(cid, quality)),
+            on_rung=self._rung_changed,
+            ladder_config=LadderConfig(max_height=self.device_config.camera_height),
+            start_bps=self.link_estimate_bps,
         )
         self._call = session
         self._call_ready = asyncio.create_task(self._offer(session))
-        self._quality = QualityMeter(started_at=self._clock())
-        self._frames_seen = 0
+        if not again:
+            self._quality = QualityMeter(started_at=self._clock())
+            self._frames_seen = 0
+
+    async def _restart_call(self, call_id: str) -> None:
+        """Connect the call's media afresh: close the old connection (its camera too, so a
+        real camera is free to open again), then offer a new one for the same call."""
+        session = self._call
+        if session is None or session.call_id != call_id:
+            return
+        ladder = session.media.ladder
+        if ladder is not None:
+            self.link_estimate_bps = ladder.estimate_bps  # start where the call had got to
+        await self._detach_call()
+        if self._machine.call_id == call_id and self._call is None:
+            log.info("reconnecting the call's media")
+            self._start_call(call_id, self._call_ice, again=True)
+
+    def _send_report(self, call_id: str, report: dict[str, Any]) -> None:
+        if self._call is not None and self._call.call_id == call_id:
+            self._send({"type": DeviceSays.STATS, "call_id": call_id, **report})
+
+    def _rung_changed(self, call_id: str, rung: Rung) -> None:
+        if self._quality is not None:
+            self._quality.sending(None if rung.audio_only else rung.height, self._clock())
+
+    def _watch_media(self) -> None:
+        """Tell the machine when the clinician's picture and voice stop, and come back."""
+        session = self._call
+        if session is None or session.last_media_at is None:
+            return
+        quiet = asyncio.get_running_loop().time() - session.last_media_at >= MEDIA_QUIET_S
+        if quiet != self._media_quiet:
+            self._media_quiet = quiet
+            event = sm.MediaStalled if quiet else sm.MediaResumed
+            self._handle(event(session.call_id))
+
+    # ------------------------------------------------------------ the link probe
+
+    def _start_probe(self) -> None:
+        if self._link is None or (self._probe_task is not None and not self._probe_task.done()):
+            return
+        self._probe = LinkProbe(self._link.send)
+        self._probe_task = asyncio.create_task(self._run_probe(self._probe), name="link-probe")
+
+    async def _run_probe(self, probe: LinkProbe) -> None:
+        result = await probe.run()
+        if result is not None:
+            self.link_estimate_bps = result
+            log.info("link probe: about %d kbit/s up", result // 1000)
+
+    def _stop_probe(self) -> None:
+        """Admitted: the call starts now, from whatever the probe has found so far."""
+        probe, task = self._probe, self._probe_task
+        self._probe = self._probe_task = None
+        if task is not None and not task.done():
+            task.cancel()
+            if probe is not None and probe.result_bps is not None:
+                self.link_estimate_bps = probe.result_bps
 
     # ------------------------------------------------------------ call quality
 

@@ -4,6 +4,8 @@ appears in their row of the waiting room (rooming before admitting)."""
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +20,10 @@ from porchlight.kiosk.questionnaire import default_checkin
 from porchlight.kiosk.records import answers_record, vitals_record
 from porchlight.protocol import DEVICE_WS_PATH
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Screenshots refresh the committed ones only when asked
+# (PORCHLIGHT_SCREENSHOT_DIR=docs/screenshots);
+# otherwise they go to a temp folder, so a test run never changes the tree.
+SHOTS = Path(os.environ.get("PORCHLIGHT_SCREENSHOT_DIR") or tempfile.mkdtemp(prefix="shots-"))
 
 pytestmark = [pytest.mark.browser]
 

@@ -1,8 +1,12 @@
 """A simulated clinician: logs in to the hub, watches the waiting room, admits, answers.
 
 A real WebRTC peer (aiortc) with a test-pattern camera and a tone, speaking the same protocol
-as the clinic page. It is the clinician's twin for integration tests and benchmarks, and lets
-support staff check a kiosk's call path end to end without a person at the other end.
+as the clinic page. It sends and receives like the kiosk (kiosk/adaptive_media.py: the
+bandwidth ladder, the receive-side fixes) unless `adaptive=False` (stock aiortc, for the
+benchmarks' comparison); a fresh offer for the call replaces the connection (the kiosk
+getting a dropped call back), and the kiosk's link reports are kept. It is the clinician's
+twin for integration tests and benchmarks, and lets support staff check a kiosk's call path
+end to end without a person at the other end.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from porchlight.device.camera import open_camera
 from porchlight.device.config import DeviceConfig
 from porchlight.errors import HubRefused, NotAuthorised
 from porchlight.kiosk import rtc
+from porchlight.kiosk.adaptive_media import AdaptiveMedia
 from porchlight.kiosk.hub_link import _NoDebug
 from porchlight.protocol import CLINIC_WS_PATH, SESSION_COOKIE, ClinicianSays, HubToClinician
 
@@ -43,6 +48,12 @@ class CallRecord:
     audio_frames: int = 0
     frame_size: tuple[int, int] | None = None
     ended: str | None = None
+    offers: int = 0  # more than one: the kiosk reconnected the call's media
+    link_reports: list[dict[str, Any]] = field(default_factory=list)  # the kiosk's `stats`
+    # With record_frames: (time, width, height) of every decoded video frame, and the time of
+    # every decoded audio frame (for freeze and audio-gap figures).
+    frames: list[tuple[float, int, int]] = field(default_factory=list)
+    audio_times: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -54,6 +65,8 @@ class ClinicianPeer:
     camera: DeviceConfig = field(default_factory=lambda: DeviceConfig(simulate=True))
     waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
     call: CallRecord | None = None
+    adaptive: bool = True
+    record_frames: bool = False
 
     def __post_init__(self) -> None:
         self._ws: Any = None
@@ -62,6 +75,7 @@ class ClinicianPeer:
         self._changed = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
         self.waiting_seen_at: dict[str, float] = {}
+        self.media: AdaptiveMedia | None = None
 
     # ------------------------------------------------------------ connection
 
@@ -121,6 +135,8 @@ class ClinicianPeer:
             elif kind == HubToClinician.OFFER and self.call is not None:
                 self.call.offer_at = time.monotonic()
                 await self._answer(message["call_id"], message["sdp"])
+            elif kind == HubToClinician.STATS and self.call is not None:
+                self.call.link_reports.append({**message, "at": time.monotonic()})
             elif kind == HubToClinician.ENDED and self.call is not None:
                 self.call.ended = message.get("reason", "ended")
                 await self._close_call()
@@ -150,16 +166,28 @@ class ClinicianPeer:
     async def _answer(self, call_id: str, sdp: str) -> None:
         assert self.call is not None
         self.call.call_id = call_id
+        self.call.offers += 1
+        await self._close_call()  # a fresh offer for this call: it replaces the connection
         pc = rtc.new_peer_connection([])
         self._pc = pc
-        pc.addTrack(open_camera(self.camera))
+        media = AdaptiveMedia(pc) if self.adaptive else None
+        self.media = media
+        camera = open_camera(self.camera)
+        pc.addTrack(media.video_track(camera) if media is not None else camera)
         pc.addTrack(open_microphone(self.camera))
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             self._spawn(self._consume(track))
 
-        answer = await rtc.complete_answer(pc, sdp, self.host_addresses)
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if media is not None and pc.connectionState == "connected":
+                media.start()
+
+        answer = await rtc.complete_answer(
+            pc, sdp, self.host_addresses, prepare=media.prepare if media else lambda: None
+        )
         await self._send({"type": ClinicianSays.ANSWER, "call_id": call_id, "sdp": answer})
 
     async def _consume(self, track: MediaStreamTrack) -> None:
@@ -169,14 +197,19 @@ class ClinicianPeer:
                 frame = await track.recv()
             except MediaStreamError:
                 return
+            now = time.monotonic()
             if track.kind == "video":
                 if call.first_video_frame_at is None:
-                    call.first_video_frame_at = time.monotonic()
+                    call.first_video_frame_at = now
                 call.video_frames += 1
                 call.frame_size = (frame.width, frame.height)
+                if self.record_frames:
+                    call.frames.append((now, frame.width, frame.height))
                 await self._poke()
             else:
                 call.audio_frames += 1
+                if self.record_frames:
+                    call.audio_times.append(now)
 
     async def hang_up(self) -> None:
         if self.call is not None and self.call.call_id:
@@ -184,8 +217,16 @@ class ClinicianPeer:
             self.call.ended = "clinician_ended"
         await self._close_call()
 
+    async def drop_media(self) -> None:
+        """Lose the call's media without hanging up, as a browser whose network fails would;
+        the kiosk is expected to get the call back with a fresh offer."""
+        await self._close_call()
+
     async def _close_call(self) -> None:
         pc, self._pc = self._pc, None
+        media, self.media = self.media, None
+        if media is not None:
+            await media.stop()
         if pc is not None:
             await pc.close()
         for task in list(self._tasks):

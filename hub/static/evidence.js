@@ -166,7 +166,8 @@ function render(data) {
   const f = data.figures;
   $("evidence-scope").textContent = `${data.team_name} · ${data.month}`;
   $("figure-appointments").textContent = plain(f.appointments);
-  $("note-appointments").textContent = `${f.unscheduled_calls} more calls without a booking`;
+  const extra = f.unscheduled_calls;
+  $("note-appointments").textContent = `and ${extra} call${extra === 1 ? "" : "s"} without a booking`;
   $("figure-attended-rate").textContent = percent(f.attended_rate);
   $("note-attended").textContent = `${f.attended} of ${f.attended + f.did_not_attend} decided`;
   $("figure-dna-rate").textContent = percent(f.dna_rate);

@@ -54,6 +54,7 @@ function hideNotice() {
 // ---------------------------------------------------------------- login
 
 function showLogin(message) {
+  document.dispatchEvent(new CustomEvent("porchlight:logged-out"));
   closeSocket();
   teardownCall();
   state.me = null;
@@ -122,6 +123,7 @@ async function enterClinic(me) {
   const ice = await api("/api/ice-servers");
   if (ice.ok) state.iceServers = ice.body.ice_servers;
   connect();
+  document.dispatchEvent(new CustomEvent("porchlight:clinic-ready", { detail: me }));
 }
 
 // ---------------------------------------------------------------- WebSocket
@@ -184,7 +186,8 @@ function closeSocket() {
   if (ws) ws.close(1000);
 }
 
-function send(message) {
+// care.js (appointments, ringing, outcomes) sends through this socket too.
+export function send(message) {
   if (state.ws && state.ws.readyState === WebSocket.OPEN) {
     state.ws.send(JSON.stringify(message));
     return true;
@@ -193,6 +196,8 @@ function send(message) {
 }
 
 function handle(message) {
+  // Other scripts on the page (care.js) hear every message as well.
+  document.dispatchEvent(new CustomEvent("porchlight:message", { detail: message }));
   switch (message.type) {
     case "waiting_room":
       state.patients = message.patients || [];
@@ -212,6 +217,9 @@ function handle(message) {
       break;
     case "ended":
       onEnded(message);
+      break;
+    case "stats":
+      onStats(message);
       break;
     case "error":
       state.admitting = null;
@@ -408,9 +416,47 @@ function onAdmit(patientId) {
 const CALL_TEXT = {
   connecting: "Connecting…",
   connected: "In call",
-  problem: "Connection unstable…",
+  problem: "The patient's connection dropped — waiting for it to come back…",
   ended: "Call ended",
 };
+
+// ---------------------------------------------------------------- the patient's link
+
+const QUALITY_WORDS = { good: "Good connection", fair: "Fair connection", poor: "Poor connection" };
+const LINK_STALE_MS = 6000; // the kiosk reports every 2 s
+
+function onStats(message) {
+  const call = state.call;
+  if (!call || call.ended || call.callId !== message.call_id) return;
+  call.link = { ...message, at: Date.now() };
+  renderLink();
+}
+
+function renderLink() {
+  const box = $("link-quality");
+  const call = state.call;
+  box.hidden = !call || call.ended;
+  const link = call && call.link;
+  const fields = ["link-resolution", "link-fps", "link-bitrate", "link-loss", "link-rtt"];
+  if (!link) {
+    box.dataset.quality = "unknown";
+    $("link-word").textContent = "Waiting for the patient's link report…";
+    for (const id of fields) $(id).textContent = "";
+    return;
+  }
+  const stale = Date.now() - link.at > LINK_STALE_MS;
+  box.dataset.quality = stale ? "unknown" : link.quality;
+  $("link-word").textContent = stale
+    ? "No recent report from the patient's kiosk"
+    : QUALITY_WORDS[link.quality] || link.quality;
+  $("link-resolution").textContent = link.audio_only
+    ? "Audio only: their link cannot carry video now"
+    : `${link.width}×${link.height}`;
+  $("link-fps").textContent = link.audio_only ? "" : `${Math.round(link.fps)} fps`;
+  $("link-bitrate").textContent = `${Math.round(link.video_kbps + link.audio_kbps)} kbit/s`;
+  $("link-loss").textContent = `${(link.loss * 100).toFixed(1)} % lost`;
+  $("link-rtt").textContent = link.rtt_ms == null ? "" : `${Math.round(link.rtt_ms)} ms round trip`;
+}
 
 function setCallState(kind, text) {
   const el = $("call-state");
@@ -440,11 +486,13 @@ function onCallStarted(message) {
     localStream: null,
     media: null,
     ended: false,
+    link: null, // the kiosk's latest link report
   };
   $("call-patient").textContent = message.display_name;
   $("end-call").hidden = false;
   $("close-call").hidden = true;
   setCallState("connecting");
+  renderLink();
   showCallView(true);
   // Start the camera now, so the answer is not held up by it when the offer arrives.
   state.call.media = startLocalMedia(state.call);
@@ -512,7 +560,8 @@ async function onOffer(message) {
         setCallState("problem");
         break;
       case "failed":
-        setCallState("problem", "The connection to the patient failed. End the call and admit them again.");
+        // The kiosk gets a dropped call back by itself with a fresh offer (up to 40 s).
+        setCallState("problem", "Reconnecting… the patient's kiosk will call back by itself.");
         break;
       default:
         break;
@@ -547,8 +596,15 @@ function teardownCall() {
 }
 
 function finishCall(text) {
+  const finished = state.call;
+  if (finished && !finished.ended) {
+    // care.js asks the clinician how it went (completed, home visit, technical failure).
+    const detail = { callId: finished.callId, patientId: finished.patientId, name: finished.name };
+    document.dispatchEvent(new CustomEvent("porchlight:call-finished", { detail }));
+  }
   teardownCall();
   setCallState("ended", text);
+  renderLink();
   $("end-call").hidden = true;
   $("close-call").hidden = false;
   renderWaitingRoom();
@@ -588,6 +644,7 @@ async function boot() {
   $("close-call").addEventListener("click", onCloseCall);
   $("notice-close").addEventListener("click", hideNotice);
   setInterval(refreshWaitedTimes, 15000);
+  setInterval(renderLink, 2000); // a report that stops coming is said to be stale
   setInterval(refreshToday, TODAY_REFRESH_MS);
   try {
     const me = await api("/api/me");

@@ -76,4 +76,6 @@ def new_database(request: pytest.FixtureRequest, *, template: str | None = None)
     pg = server(request)
     name = f"t{next(request.config.stash[_NAMES])}"
     pg.create_database(name, template=template)
+    # Dropped when the asking fixture's scope ends (each copy is ~8 MB on disk).
+    request.addfinalizer(lambda: pg.drop_database(name))
     return pg.url(name, create=False)

@@ -218,6 +218,9 @@ function handle(message) {
     case "ended":
       onEnded(message);
       break;
+    case "stats":
+      onStats(message);
+      break;
     case "error":
       state.admitting = null;
       renderWaitingRoom();
@@ -413,9 +416,47 @@ function onAdmit(patientId) {
 const CALL_TEXT = {
   connecting: "Connecting…",
   connected: "In call",
-  problem: "Connection unstable…",
+  problem: "The patient's connection dropped — waiting for it to come back…",
   ended: "Call ended",
 };
+
+// ---------------------------------------------------------------- the patient's link
+
+const QUALITY_WORDS = { good: "Good connection", fair: "Fair connection", poor: "Poor connection" };
+const LINK_STALE_MS = 6000; // the kiosk reports every 2 s
+
+function onStats(message) {
+  const call = state.call;
+  if (!call || call.ended || call.callId !== message.call_id) return;
+  call.link = { ...message, at: Date.now() };
+  renderLink();
+}
+
+function renderLink() {
+  const box = $("link-quality");
+  const call = state.call;
+  box.hidden = !call || call.ended;
+  const link = call && call.link;
+  const fields = ["link-resolution", "link-fps", "link-bitrate", "link-loss", "link-rtt"];
+  if (!link) {
+    box.dataset.quality = "unknown";
+    $("link-word").textContent = "Waiting for the patient's link report…";
+    for (const id of fields) $(id).textContent = "";
+    return;
+  }
+  const stale = Date.now() - link.at > LINK_STALE_MS;
+  box.dataset.quality = stale ? "unknown" : link.quality;
+  $("link-word").textContent = stale
+    ? "No recent report from the patient's kiosk"
+    : QUALITY_WORDS[link.quality] || link.quality;
+  $("link-resolution").textContent = link.audio_only
+    ? "Audio only: their link cannot carry video now"
+    : `${link.width}×${link.height}`;
+  $("link-fps").textContent = link.audio_only ? "" : `${Math.round(link.fps)} fps`;
+  $("link-bitrate").textContent = `${Math.round(link.video_kbps + link.audio_kbps)} kbit/s`;
+  $("link-loss").textContent = `${(link.loss * 100).toFixed(1)} % lost`;
+  $("link-rtt").textContent = link.rtt_ms == null ? "" : `${Math.round(link.rtt_ms)} ms round trip`;
+}
 
 function setCallState(kind, text) {
   const el = $("call-state");
@@ -445,11 +486,13 @@ function onCallStarted(message) {
     localStream: null,
     media: null,
     ended: false,
+    link: null, // the kiosk's latest link report
   };
   $("call-patient").textContent = message.display_name;
   $("end-call").hidden = false;
   $("close-call").hidden = true;
   setCallState("connecting");
+  renderLink();
   showCallView(true);
   // Start the camera now, so the answer is not held up by it when the offer arrives.
   state.call.media = startLocalMedia(state.call);
@@ -517,7 +560,8 @@ async function onOffer(message) {
         setCallState("problem");
         break;
       case "failed":
-        setCallState("problem", "The connection to the patient failed. End the call and admit them again.");
+        // The kiosk gets a dropped call back by itself with a fresh offer (up to 40 s).
+        setCallState("problem", "Reconnecting… the patient's kiosk will call back by itself.");
         break;
       default:
         break;
@@ -560,6 +604,7 @@ function finishCall(text) {
   }
   teardownCall();
   setCallState("ended", text);
+  renderLink();
   $("end-call").hidden = true;
   $("close-call").hidden = false;
   renderWaitingRoom();
@@ -599,6 +644,7 @@ async function boot() {
   $("close-call").addEventListener("click", onCloseCall);
   $("notice-close").addEventListener("click", hideNotice);
   setInterval(refreshWaitedTimes, 15000);
+  setInterval(renderLink, 2000); // a report that stops coming is said to be stale
   setInterval(refreshToday, TODAY_REFRESH_MS);
   try {
     const me = await api("/api/me");

@@ -9,18 +9,30 @@ Two tools, both acting only on things this process made:
   random loss (iptables on the receiving side's ingress, see ../shared/PLATFORM.md). Only the
   addresses inside those namespaces are used; `close()` (or the context manager) removes them.
   Needs root, iproute2 and iptables.
+  For calls it also does: a one-way delay each way (`delay_ms`: the kernel has no netem, so
+  an NFQUEUE on each side's ingress and a small delayer process, `python netlab.py delay`,
+  which needs the `netfilterqueue` package and Debian's libnetfilter-queue-dev), a rate that
+  changes while it runs (`set_rate`), an outage (`outage(True/False)`: everything arriving
+  is dropped), byte counters of what each side offers to the link before the rate limit
+  drops anything (`offered_bytes`), and replayable capacity profiles (`Profile`,
+  `PROFILES`: "rural", RFC 8867 §5.1 "p1", "flap").
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import os
+import select
 import selectors
 import socket
 import subprocess
+import sys
 import threading
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -153,19 +165,30 @@ def _run(*args: str) -> None:
     subprocess.run(args, check=True, capture_output=True, text=True)
 
 
+DELAY_QUEUE = 7  # NFQUEUE number; queues are per network namespace
+
+
 @dataclass
 class NetLab:
     """Namespaces `<name>-hub` (10.77.0.1) and `<name>-kiosk` (10.77.0.2) over one veth pair.
 
     `rate` (e.g. "1mbit") shapes both directions with tbf; `loss` (0-1) drops that share of
-    TCP/UDP packets arriving at each side. Run commands inside with `exec_args`."""
+    TCP/UDP packets arriving at each side; `delay_ms` holds every packet arriving at each side
+    that long (so the round trip gains twice it). Run commands inside with `exec_args`."""
 
     rate: str | None = None
     loss: float = 0.0
+    delay_ms: float = 0.0
     name: str = field(default_factory=lambda: f"pl{uuid.uuid4().hex[:6]}")
     hub_addr: str = "10.77.0.1"
     kiosk_addr: str = "10.77.0.2"
     _made: list[str] = field(default_factory=list)
+    _delayers: list[subprocess.Popen[str]] = field(default_factory=list)
+    _down: bool = False
+
+    def _sides(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        """(namespace, veth device) of the hub side and of the kiosk side."""
+        return ((self.hub_ns, f"{self.name}h"), (self.kiosk_ns, f"{self.name}k"))
 
     @property
     def hub_ns(self) -> str:
@@ -200,15 +223,75 @@ class NetLab:
                     _run("ip", "netns", "exec", ns, "iptables", "-t", "raw", "-A", "PREROUTING",
                          "-i", dev, "-m", "statistic", "--mode", "random", "--probability",
                          f"{self.loss:.4f}", "-j", "DROP")  # fmt: skip
+                # Counts what this side offers to the link, before tbf drops any of it.
+                _run("ip", "netns", "exec", ns, "iptables", "-t", "mangle", "-A", "POSTROUTING",
+                     "-o", dev, "-j", "RETURN")  # fmt: skip
+                if self.delay_ms > 0:
+                    _run("ip", "netns", "exec", ns, "iptables", "-t", "raw", "-A", "PREROUTING",
+                         "-i", dev, "-j", "NFQUEUE", "--queue-num", str(DELAY_QUEUE),
+                         "--queue-bypass")  # fmt: skip
+                    self._start_delayer(ns)
         except BaseException:
             self.close()
             raise
         return self
 
+    def _start_delayer(self, ns: str) -> None:
+        argv = [sys.executable, os.path.abspath(__file__), "delay", str(DELAY_QUEUE),
+                str(self.delay_ms)]  # fmt: skip
+        proc = subprocess.Popen(self.exec_args(ns, argv), stdout=subprocess.PIPE, text=True)
+        self._delayers.append(proc)
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(
+                "the NFQUEUE delayer did not start: pip install netfilterqueue (needs Debian's "
+                "libnetfilter-queue-dev)"
+            )
+
+    def set_rate(self, rate: str) -> None:
+        """Change (or set) both directions' rate limit now, e.g. "600kbit"."""
+        for ns, dev in self._sides():
+            _run("ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", dev, "root",
+                 "tbf", "rate", rate, "burst", "4kb", "latency", "100ms")  # fmt: skip
+        self.rate = rate
+
+    def outage(self, down: bool) -> None:
+        """Drop everything arriving on either side (down=True) until outage(False)."""
+        if down == self._down:
+            return
+        action = "-I" if down else "-D"
+        for ns, dev in self._sides():
+            rule = ["-i", dev, "-j", "DROP"]
+            position = ["1"] if down else []
+            _run("ip", "netns", "exec", ns, "iptables", "-t", "raw", action, "PREROUTING",
+                 *position, *rule)  # fmt: skip
+        self._down = down
+
+    def offered_bytes(self, side: str) -> int:
+        """Bytes `side` ("hub" or "kiosk") has handed to the link so far (before shaping)."""
+        ns, _ = self._sides()[0 if side == "hub" else 1]
+        out = subprocess.run(
+            self.exec_args(ns, ["iptables", "-t", "mangle", "-L", "POSTROUTING", "-v", "-x", "-n"]),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        for line in out.stdout.splitlines():
+            fields = line.split()
+            if len(fields) > 2 and fields[2] == "RETURN":
+                return int(fields[1])
+        raise RuntimeError("the lab's byte counter rule is missing")
+
     def exec_args(self, ns: str, argv: Sequence[str]) -> list[str]:
         return ["ip", "netns", "exec", ns, *argv]
 
     def close(self) -> None:
+        for proc in self._delayers:
+            proc.terminate()
+        for proc in self._delayers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        self._delayers.clear()
         # Deleting a namespace removes its veth end, qdiscs and iptables rules with it.
         for ns in reversed(self._made):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
@@ -224,3 +307,126 @@ class NetLab:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+# --- capacity profiles ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A link over time: rate steps [(from second, kbit/s)], one-way delay, random loss,
+    outages [(from, to) seconds], for `seconds`."""
+
+    name: str
+    steps: tuple[tuple[float, int], ...]
+    delay_ms: float
+    loss: float
+    seconds: float
+    outages: tuple[tuple[float, float], ...] = ()
+
+    def rate_at(self, t: float) -> int:
+        rate = self.steps[0][1]
+        for start, kbit in self.steps:
+            if t >= start:
+                rate = kbit
+        return rate
+
+    def lab(self) -> NetLab:
+        return NetLab(rate=f"{self.steps[0][1]}kbit", loss=self.loss, delay_ms=self.delay_ms)
+
+
+PROFILES = {
+    # ../shared/PLATFORM.md: a rural line (tbf measured 292 kbit/s at this setting).
+    "rural": Profile("rural", ((0, 300),), delay_ms=100, loss=0.02, seconds=60),
+    # RFC 8867 §5.1: 1.0, 2.5 at 40 s, 0.6 at 60 s, 1.0 at 80 s Mbit/s; 50 ms one way.
+    "p1": Profile(
+        "p1", ((0, 1000), (40, 2500), (60, 600), (80, 1000)), delay_ms=50, loss=0.0, seconds=100
+    ),
+    # A flapping link: 1 Mbit/s, down 3 s in every 10 s.
+    "flap": Profile(
+        "flap",
+        ((0, 1000),),
+        delay_ms=25,
+        loss=0.0,
+        seconds=60,
+        outages=tuple((t, t + 3.0) for t in range(10, 60, 10)),
+    ),
+}
+
+
+class ProfilePlayer:
+    """Plays a profile's rate steps and outages on a lab, on a thread, from `start()`."""
+
+    def __init__(self, lab: NetLab, profile: Profile, clock: Callable[[], float] = time.monotonic):
+        self.lab = lab
+        self.profile = profile
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="profile", daemon=True)
+        self.started_at: float | None = None
+        self.applied: list[tuple[float, str]] = []  # (time, what) as done
+
+    def start(self) -> ProfilePlayer:
+        self.started_at = self._clock()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _events(self) -> list[tuple[float, str, object]]:
+        p = self.profile
+        events: list[tuple[float, str, object]] = [(t, "rate", k) for t, k in p.steps[1:]]
+        for a, b in p.outages:
+            events += [(a, "down", True), (b, "down", False)]
+        return sorted(events, key=lambda e: e[0])
+
+    def _run(self) -> None:
+        assert self.started_at is not None
+        for at, what, value in self._events():
+            if self._stop.wait(max(0.0, self.started_at + at - self._clock())):
+                return
+            if what == "rate":
+                self.lab.set_rate(f"{value}kbit")
+            else:
+                self.lab.outage(bool(value))
+            self.applied.append((self._clock(), f"{what}={value}"))
+
+
+# --- the delayer (runs inside a namespace) ----------------------------------------------------
+
+
+def run_delayer(queue_num: int, delay_ms: float) -> None:
+    """Accept each packet of NFQUEUE `queue_num` `delay_ms` after it arrived, in order."""
+    from netfilterqueue import NetfilterQueue
+
+    held: list[tuple[float, int, object]] = []
+    order = itertools.count()
+
+    def hold(packet: object) -> None:
+        heapq.heappush(held, (time.monotonic() + delay_ms / 1000, next(order), packet))
+
+    nfq = NetfilterQueue()
+    nfq.bind(queue_num, hold, max_len=16384)
+    sock = socket.fromfd(nfq.get_fd(), socket.AF_NETLINK, socket.SOCK_RAW)
+    print("ready", flush=True)
+    try:
+        while True:
+            wait = max(0.0, held[0][0] - time.monotonic()) if held else 1.0
+            readable, _, _ = select.select([sock], [], [], wait)
+            if readable:
+                nfq.run(block=False)
+            now = time.monotonic()
+            while held and held[0][0] <= now:
+                heapq.heappop(held)[2].accept()  # type: ignore[attr-defined]
+    finally:
+        nfq.unbind()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "delay":
+        run_delayer(int(sys.argv[2]), float(sys.argv[3]))
+    else:
+        print("usage: netlab.py delay QUEUE_NUM DELAY_MS   (inside a network namespace)")
+        sys.exit(2)

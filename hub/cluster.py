@@ -59,7 +59,13 @@ class Cluster:
         if engine.dialect.name != "postgresql":
             return cls(instance_id, room, bus or LocalBus(), NotShared())
         dsn = libpq_dsn(engine)
-        shared = SharedRoom(dsn, room, instance_id=instance_id, clock=clock)
+        shared = SharedRoom(
+            dsn,
+            room,
+            instance_id=instance_id,
+            clock=clock,
+            dead_after_s=config.instance_dead_after_s,
+        )
         pg_bus = PgBus(dsn, instance_id) if bus is None else None
         return cls(instance_id, room, bus or pg_bus, shared, pg_bus=pg_bus, shared=shared)  # type: ignore[arg-type]
 

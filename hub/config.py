@@ -41,6 +41,9 @@ class HubConfig:
     public_url: str | None = None
     # "text" (readable lines) or "json" (one object per line, ids masked: hub/logs.py).
     log_format: str = "text"
+    # PostgreSQL only: an instance whose heartbeat is this old is taken for dead, and its
+    # kiosks and clinic pages count as dropped (hub/shared_room.py).
+    instance_dead_after_s: float = 10.0
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -61,6 +64,8 @@ class HubConfig:
                     "hub.ice_servers lists a TURN server: set hub.turn_username and "
                     "hub.turn_credential too"
                 )
+        if self.instance_dead_after_s <= 1.0:
+            raise ConfigError("hub.instance_dead_after_s must be more than 1 s (the heartbeat)")
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"hub.log_format must be 'text' or 'json', not {self.log_format!r}")
         if self.public_url is not None and urlsplit(self.public_url).scheme not in (

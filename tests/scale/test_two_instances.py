@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 
 import httpx
+import psycopg
 import websockets
 
 from porchlight.clinician_peer import ClinicianPeer
@@ -190,4 +191,48 @@ async def test_graceful_shutdown_sends_kiosks_elsewhere(cluster_db, hub_process)
     kiosk2, _ = await _kiosk_hello(staying.ws_url, demo.device_token, state="waiting", since=since)
     await _room_where(clinic, lambda rows: rows and rows[0]["device_online"])
     await kiosk2.close()
+    await clinic.close()
+
+
+def _in_room(dsn: str, patient_id: str) -> bool:
+    with psycopg.connect(dsn) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM room_presence WHERE patient_id = %s", (patient_id,)
+        ).fetchone()
+    return found is not None
+
+
+async def test_a_dead_instances_kiosks_count_as_dropped(cluster_db, hub_process):
+    """Nobody reconnects: the survivor notices the silent instance and shows its patient
+    offline (their grace period running), keeping their place and `since`."""
+    fast = {"PORCHLIGHT_HUB_INSTANCE_DEAD_AFTER_S": "2"}
+    doomed = hub_process(cluster_db.url, **fast)
+    survivor = hub_process(cluster_db.url, **fast)
+    demo = cluster_db.demo
+    clinic = await _clinic(survivor.url)
+    kiosk, _ = await _kiosk_hello(doomed.ws_url, demo.device_token, state="idle")
+    await kiosk.send(json.dumps({"type": "join"}))
+    since = (await _next(kiosk, "waiting"))["since"]
+    await _room_where(
+        clinic,
+        lambda rows: any(r["patient_id"] == demo.patient_id and r["device_online"] for r in rows),
+    )
+    # Messages go out before the room's change is committed (a kill in between loses the
+    # join, which the kiosk's next hello restores); here, kill once it is in the database.
+    dsn = cluster_db.url.replace("postgresql+psycopg", "postgresql")
+    deadline = time.monotonic() + 10
+    while not _in_room(dsn, demo.patient_id):
+        assert time.monotonic() < deadline, "the join never reached the database"
+        await asyncio.sleep(0.01)
+    doomed.kill()
+    rows = await _room_where(
+        clinic,
+        lambda rows: any(
+            r["patient_id"] == demo.patient_id and not r["device_online"] for r in rows
+        ),
+        timeout=20,
+    )
+    assert [(r["state"], r["since"]) for r in rows] == [("waiting", since)]
+    await clinic.send(json.dumps({"type": "admit", "patient_id": demo.patient_id}))
+    assert (await _next(clinic, "error"))["code"] == "device_offline"
     await clinic.close()

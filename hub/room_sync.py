@@ -15,6 +15,11 @@ from typing import Protocol
 
 
 class RoomSync(Protocol):
+    # The shared room's version as of the current transaction (None: not shared). Lists sent
+    # to clinic pages carry it, so a page never shows an older list after a newer one.
+    @property
+    def version(self) -> int | None: ...
+
     def transaction(
         self, patient_id: str | None = None
     ) -> contextlib.AbstractAsyncContextManager[None]:
@@ -23,6 +28,8 @@ class RoomSync(Protocol):
 
 class NotShared:
     """One hub instance: its in-memory room is the only one."""
+
+    version = None
 
     @contextlib.asynccontextmanager
     async def transaction(self, patient_id: str | None = None) -> AsyncIterator[None]:

@@ -165,6 +165,10 @@ class SharedRoom:
 
     # -- RoomSync -------------------------------------------------------------------------
 
+    @property
+    def version(self) -> int | None:
+        return self._version
+
     @contextlib.asynccontextmanager
     async def transaction(self, patient_id: str | None = None) -> AsyncIterator[None]:
         conn = self._conn

@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 
 # How often grace periods and session expiry are checked.
 TICK_S = 1.0
+# Waiting-room lists carry the room's version between hubs (stripped before sending).
+ROOM_VERSION_KEY = "_room_version"
 
 
 class _Connection:
@@ -79,11 +81,19 @@ class _Connection:
             max_buffer_size=1000
         )
         self.closing: int | None = None
+        self._room_version = -1
 
     def send(self, message: Message) -> None:
         """Queue a message for this socket (also the bus's delivery callback)."""
         if self.closing is not None:
             return
+        if ROOM_VERSION_KEY in message:
+            # Several hubs: a list older than the one this page has is still in flight.
+            version = message[ROOM_VERSION_KEY]
+            if version < self._room_version:
+                return
+            self._room_version = version
+            message = {k: v for k, v in message.items() if k != ROOM_VERSION_KEY}
         if CLOSE_KEY in message:
             self.closing = int(message[CLOSE_KEY])
         try:
@@ -363,7 +373,7 @@ class Signalling:
                 call = self.room.clinician_hello(
                     conn.id, person.username, person.display_name, message.call_id, now
                 )
-                conn.send(m.waiting_room(self.visible_snapshot(person.teams)))
+                conn.send(self._versioned(m.waiting_room(self.visible_snapshot(person.teams))))
                 if call is not None and call.patient_id and call.offer_sdp and not call.answered:
                     conn.send(m.offer(call.call_id, call.patient_id, call.offer_sdp))
             case m.ClinicianAdmit():
@@ -403,7 +413,13 @@ class Signalling:
     # -- shared -------------------------------------------------------------------------
 
     async def _broadcast(self) -> None:
-        await self.bus.publish(CLINICIANS, m.waiting_room(self.room.snapshot()))
+        await self.bus.publish(CLINICIANS, self._versioned(m.waiting_room(self.room.snapshot())))
+
+    def _versioned(self, message: Message) -> Message:
+        version = self.room_sync.version
+        if version is not None:
+            message[ROOM_VERSION_KEY] = version
+        return message
 
     async def _tell_ended(self, ending: CallEnded) -> None:
         call = ending.call

@@ -662,6 +662,8 @@ def list_appointments(
 ) -> list[AppointmentOut]:
     hub = services(request)
     now = hub.clock()
+    if day is not None and not 2000 <= day.year <= 2999:
+        raise BadInput("day must be a date like 2025-03-04")
     mark_did_not_attend(hub.store.engine, now, rules_of(request))
     start, end = local_day_bounds(day or now.astimezone().date(), now)
     rows = appointments_between(hub.store.engine, person.teams, start, end)

@@ -41,7 +41,7 @@ from porchlight.kiosk.records import RecordKind
 STATIC_DIR = Path(__file__).parent / "static"
 # Ratings and call measurements may arrive days after the call (a kiosk offline for a while).
 LATE_RECORDS = timedelta(days=14)
-MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+MONTH_PATTERN = r"^20\d{2}-(0[1-9]|1[0-2])$"  # 2000-01 … 2099-12
 
 
 def month_bounds(month: str, now: datetime) -> tuple[datetime, datetime]:

@@ -94,6 +94,7 @@ class FaceButton(BigButton):
 
     score = NumericProperty(3)
     word = StringProperty("")
+    word_area = NumericProperty(84)  # the height kept for the word under the face
     __events__ = ("on_tap",)
 
     def on_press_up(self, source: Any) -> None:

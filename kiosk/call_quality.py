@@ -28,18 +28,26 @@ class QualityMeter:
     audio_only_s: float = 0.0
     freeze_s: float = 0.0
     _last_frame: float | None = None
+    _told: bool = False  # the ladder has said what it sends (before or after connecting)
 
     def connected(self, now: float, height: int | None) -> None:
-        """Picture and sound flow; we send at `height` (None: audio only)."""
+        """Picture and sound flow; we send at `height` (None: audio only) unless the ladder
+        already said what it starts with."""
         if self.connected_at is not None:
             return
         self.connected_at = now
         self._last_frame = now
-        self.height, self._since = height, now
+        if not self._told:
+            self.height = height
+        self._since = now
 
     def sending(self, height: int | None, now: float) -> None:
         """The picture height sent changed (the bandwidth ladder moved)."""
-        if self.connected_at is None or height == self.height:
+        first, self._told = not self._told, True
+        if self.connected_at is None:
+            self.height = height  # the rung the call starts on; counted from connecting
+            return
+        if height == self.height and not first:
             return
         self._count(now)
         self.height = height

@@ -147,6 +147,15 @@ def test_the_meter_counts_time_per_picture_height_audio_only_and_freezes():
     assert out["freeze_s"] == pytest.approx(2.0 + 14.0 + 9.0)
 
 
+def test_the_rung_chosen_before_connecting_counts_from_the_start():
+    meter = QualityMeter(started_at=0.0)
+    meter.sending(180, 0.5)  # the link probe said 180p before any media
+    meter.connected(1.0, 480)  # the camera's own height must not win
+    meter.sending(360, 11.0)
+    out = meter.summary(21.0)
+    assert out["video_s"] == {180: pytest.approx(10.0), 360: pytest.approx(10.0)}
+
+
 def test_a_call_that_never_connected_has_no_figures():
     out = QualityMeter(started_at=0.0).summary(30.0)
     assert out["connect_s"] is None and out["duration_s"] == 0.0

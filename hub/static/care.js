@@ -4,6 +4,7 @@
 // message as a "porchlight:message" event on the document. Protocol: docs/protocol.md.
 
 import { send } from "./clinic.js";
+import { api, el } from "./http.js";
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 const REFRESH_MS = 15000;
@@ -29,35 +30,6 @@ const care = {
   lastCall: null, // {callId, name}: the call whose outcome is asked for
   timer: null,
 };
-
-async function api(path, options = {}) {
-  const init = { credentials: "same-origin", headers: {}, ...options };
-  if (init.body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(init.body);
-  }
-  const response = await fetch(path, init);
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    body = null;
-  }
-  return { ok: response.ok, status: response.status, body };
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "testid") node.dataset.testid = value;
-    else if (key === "class") node.className = value;
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) {
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
 
 function clock(iso) {
   return new Date(iso).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" });

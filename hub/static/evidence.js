@@ -1,26 +1,12 @@
 // Porchlight evidence page: a care team's month in numbers, with charts drawn as inline SVG
 // (no libraries, nothing from a CDN). Data: GET /api/evidence; CSV: /api/evidence.csv.
 
+import { api } from "./http.js";
+
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 const SVG = "http://www.w3.org/2000/svg";
 
 const state = { me: null, teams: [] };
-
-async function api(path, options = {}) {
-  const init = { credentials: "same-origin", headers: {}, ...options };
-  if (init.body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(init.body);
-  }
-  const response = await fetch(path, init);
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    body = null;
-  }
-  return { ok: response.ok, status: response.status, body };
-}
 
 function showNotice(text) {
   $("notice-text").textContent = text;

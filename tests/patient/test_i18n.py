@@ -5,18 +5,14 @@ exactly what the .po files compile to, and the built wheel carries them."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
 import zipfile
-from pathlib import Path
 
 import pytest
+from images.staging import build_wheel
 
 from porchlight.errors import BadInput
 from porchlight.kiosk import i18n
 
-REPO = Path(__file__).resolve().parents[2]
 TRANSLATED = [code for code in i18n.LANGUAGES if code != i18n.DEFAULT_LANGUAGE]
 FIELD = re.compile(r"{(\w+)}")
 
@@ -86,40 +82,9 @@ def test_a_missing_catalogue_is_a_clear_error(tmp_path):
 
 
 def test_the_wheel_carries_the_catalogues(tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    for part in (
-        "pyproject.toml",
-        "README.md",
-        "porchlight",
-        "kiosk",
-        "hub",
-        "device",
-        "provisioning",
-    ):
-        path = REPO / part
-        if path.is_dir():
-            shutil.copytree(path, src / part, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(path, src / part)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--wheel-dir",
-            str(tmp_path / "dist"),
-            str(src),
-        ],
-        check=True,
-        timeout=120,
-    )
-    (wheel,) = (tmp_path / "dist").glob("porchlight-*.whl")
+    # Built the way the Pi image gets it (tests/images/staging.py), offline.
+    dest = build_wheel(tmp_path / "dist", tmp_path)
+    (wheel,) = dest.glob("porchlight-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for code in TRANSLATED:
         assert f"porchlight/kiosk/locale/{code}/LC_MESSAGES/porchlight.mo" in names

@@ -60,17 +60,16 @@ def test_auto_answer_is_offered_only_when_the_nurse_turned_it_on(client, world):
 
 def test_another_teams_clinician_cannot_ring_even_with_auto_answer_on(client, world):
     set_auto_answer(client, world, True)
-    with kiosk(client, world) as kws:
-        with clinic(client, world, "clin_y") as other:
-            other.send_json({"type": "ring", "patient_id": world.patient_a})
-            refused = expect_skipping(other, "error")
-            assert refused["code"] == "device_offline"  # the same as for an unknown kiosk
-            # Nothing of it reached the kiosk: its next message is the care team's ring.
-            with clinic(client, world, "clin_x") as cws:
-                rang = ring(cws, world.patient_a)
-                expect(kws, "ring", ring_id=rang["ring_id"], clinician_name="Clin X")
-                kws.send_json({"type": "ring_accept", "ring_id": "made-up"})
-                expect(kws, "error", code="ring_over")
+    with kiosk(client, world) as kws, clinic(client, world, "clin_y") as other:
+        other.send_json({"type": "ring", "patient_id": world.patient_a})
+        refused = expect_skipping(other, "error")
+        assert refused["code"] == "device_offline"  # the same as for an unknown kiosk
+        # Nothing of it reached the kiosk: its next message is the care team's ring.
+        with clinic(client, world, "clin_x") as cws:
+            rang = ring(cws, world.patient_a)
+            expect(kws, "ring", ring_id=rang["ring_id"], clinician_name="Clin X")
+            kws.send_json({"type": "ring_accept", "ring_id": "made-up"})
+            expect(kws, "error", code="ring_over")
 
 
 def test_a_page_that_closes_while_ringing_stops_the_ring(client, world):

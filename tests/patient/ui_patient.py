@@ -67,7 +67,12 @@ def screens(agenda: str) -> dict[str, list[Step]]:
         "answering": [*_ring(False), *_PRESS],
         "missed-call": [*_ring(False), (sm.RingStopped(RING_ID, "no_answer"), 1.0)],
         "help-holding": [*_HOME, (sm.ButtonPressed(), 1.0), (sm.Tick(), 2.0)],
-        "help-sent": [*_HOME, (sm.ButtonPressed(), 1.0), (sm.Tick(), 3.1), (sm.ButtonReleased(3.1), 0.1)],
+        "help-sent": [
+            *_HOME,
+            (sm.ButtonPressed(), 1.0),
+            (sm.Tick(), 3.1),
+            (sm.ButtonReleased(3.1), 0.1),
+        ],
         "survey-faces": _SURVEY,
         "survey-again": [*_SURVEY, (sm.SurveyFace(4), 1.0)],
         "survey-thanks": [*_SURVEY, (sm.SurveyFace(4), 1.0), (sm.SurveyAgain(True), 1.0)],

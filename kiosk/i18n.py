@@ -32,7 +32,17 @@ from porchlight.errors import BadInput
 DOMAIN = "porchlight"
 LOCALE_DIR = Path(__file__).with_name("locale")
 # Files whose words are translated (`words(...)`, `words.n(...)`, `N_(...)`).
-SOURCES = ("state.py", "appointments.py", "patient_care.py", "ui_survey.py", "i18n.py")
+SOURCES = (
+    "state.py",
+    "appointments.py",
+    "patient_care.py",
+    "ui_survey.py",
+    "ui_checkin.py",
+    "i18n.py",
+    # The default check-in's questions and the vital signs' names, marked by their calls.
+    "questionnaire.py",
+    "records.py",
+)
 
 
 @dataclass(frozen=True)
@@ -132,7 +142,7 @@ def extract() -> Any:
 
     catalog = Catalog(project="Porchlight kiosk", charset="utf-8")
     here = Path(__file__).parent
-    keywords = {"N_": None, "words": None, "n": (1, 2)}
+    keywords = {"N_": None, "words": None, "n": (1, 2), "Item": (2,), "_vital": (2,)}
     for name in SOURCES:
         for lineno, message, comments, _context in extract_from_file(
             "python", here / name, keywords=keywords, comment_tags=("TRANSLATORS:",)

@@ -26,6 +26,7 @@ from kivy.uix.boxlayout import BoxLayout
 
 from porchlight.errors import DeviceFault
 from porchlight.kiosk import ui_theme as theme
+from porchlight.kiosk.i18n import N_, Words, english, words_for
 from porchlight.kiosk.outbox import new_record_id
 from porchlight.kiosk.questionnaire import Finding, Item, ItemType, Level, Questionnaire, Walk
 from porchlight.kiosk.records import VITALS, Record, answers_record, check_vitals, vitals_record
@@ -33,9 +34,22 @@ from porchlight.kiosk.widgets import Backdrop, BigButton
 
 LAYOUTS = (Path(__file__).with_name("kiosk.kv"), Path(__file__).with_name("checkin.kv"))
 
-SENT = "Sent to your nurse"
-SAVED = "Saved — it will send when the connection is back"
-NOT_SAVED = "Sorry, this could not be saved"
+SENT = N_("Sent to your nurse")
+SAVED = N_("Saved — it will send when the connection is back")
+NOT_SAVED = N_("Sorry, this could not be saved")
+# The default check-in's answers and the vital signs' units (kiosk/questionnaire.py,
+# kiosk/records.py), so the catalogues have them; a care team's own questionnaire is shown as
+# written. The "please check that again" notes are not translated yet.
+CATALOGUE_ONLY = (
+    N_("Better than usual"),
+    N_("The same as usual"),
+    N_("Worse than usual"),
+    N_("Well"),
+    N_("Okay"),
+    N_("Unwell"),
+    N_("beats a minute"),
+    N_("breaths a minute"),
+)
 # How long the end screen waits for the hub before saying "saved, will send later".
 SEND_WAIT_S = 4.0
 
@@ -83,10 +97,14 @@ class CheckinFlow(Backdrop, BoxLayout):
         reading_source: Any = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         send_wait_s: float = SEND_WAIT_S,
+        words: Words | None = None,
         **kwargs: Any,
     ) -> None:
         load_layouts()
         super().__init__(**kwargs)
+        # The patient's language: this flow's own words, and the default check-in's.
+        self._w = words or english()
+        self.ids.back.text = self._w(N_("Back"))
         self.q = questionnaire
         self._vital_ids = [k for k in questionnaire.vitals if k in VITALS]
         steps: Sequence[Item] = [*questionnaire.items, *(VITALS[k].item for k in self._vital_ids)]
@@ -115,8 +133,9 @@ class CheckinFlow(Backdrop, BoxLayout):
             self._finish()
             return
         number, total = self.walker.progress
-        self.progress = f"{number} of {total}"
-        self.question = item.label or item.text  # vitals: "Pulse"; the unit is by the number
+        self.progress = self._w(N_("{number} of {total}"), number=number, total=total)
+        # vitals: "Pulse"; the unit is by the number
+        self.question = self._w(item.label or item.text)
         self.back_shown = self.walker.can_go_back
         self.stepping = item.type in (ItemType.INTEGER, ItemType.DECIMAL)
         self.area.clear_widgets()
@@ -131,14 +150,17 @@ class CheckinFlow(Backdrop, BoxLayout):
         box = BoxLayout(orientation="vertical", spacing=theme.GAP / 2)
         for option in item.options:
             box.add_widget(
-                self._button(option.display, theme.NEUTRAL, lambda c=option.code: self.answer(c))
+                self._button(
+                    self._w(option.display), theme.NEUTRAL, lambda c=option.code: self.answer(c)
+                )
             )
         self.area.add_widget(box)
 
     def _draw_yes_no(self) -> None:
         box = BoxLayout(spacing=theme.GAP)
-        box.add_widget(self._button("Yes", theme.NEUTRAL, lambda: self.answer(True)))
-        box.add_widget(self._button("No", theme.NEUTRAL, lambda: self.answer(False)))
+        w = self._w
+        box.add_widget(self._button(w(N_("Yes")), theme.NEUTRAL, lambda: self.answer(True)))
+        box.add_widget(self._button(w(N_("No")), theme.NEUTRAL, lambda: self.answer(False)))
         self.area.add_widget(box)
 
     def _draw_stepper(self, item: Item, keep: Any = None) -> None:
@@ -158,10 +180,14 @@ class CheckinFlow(Backdrop, BoxLayout):
             row.add_widget(self._stepper_button(item, step))
         actions = BoxLayout(spacing=theme.GAP)
         if self._can_skip(item):
-            actions.add_widget(self._button("Skip", theme.INACTIVE, self.skip, enabled=False))
+            actions.add_widget(
+                self._button(self._w(N_("Skip")), theme.INACTIVE, self.skip, enabled=False)
+            )
         if self._source is not None and item.link_id in getattr(self._source, "provides", ()):
-            actions.add_widget(self._button("Measure", theme.NEUTRAL, self.measure))
-        actions.add_widget(self._button("Next", theme.CALL, lambda: self.answer(self._number)))
+            actions.add_widget(self._button(self._w(N_("Measure")), theme.NEUTRAL, self.measure))
+        actions.add_widget(
+            self._button(self._w(N_("Next")), theme.CALL, lambda: self.answer(self._number))
+        )
         box = BoxLayout(orientation="vertical", spacing=theme.GAP / 2)
         box.add_widget(CheckinValue(text_ref=self, size_hint_y=0.7))
         box.add_widget(row)
@@ -182,7 +208,8 @@ class CheckinFlow(Backdrop, BoxLayout):
 
     def _show_number(self, item: Item) -> None:
         shown = f"{self._number:.{item.decimals}f}" if item.decimals else f"{self._number:g}"
-        self.value_text = f"{shown} {item.unit_display}" if item.unit_display else shown
+        unit = self._w(item.unit_display) if item.unit_display else ""
+        self.value_text = f"{shown} {unit}" if unit else shown
 
     # --- what the patient does --------------------------------------------------------------
 
@@ -199,7 +226,7 @@ class CheckinFlow(Backdrop, BoxLayout):
 
     def measure(self) -> None:
         """Take a reading from the device (off the event loop) into the stepper."""
-        self.note = "Measuring… keep your finger still."
+        self.note = self._w(N_("Measuring… keep your finger still."))
         source, key = self._source, self.walker.current.link_id  # type: ignore[union-attr]
 
         def work() -> None:
@@ -218,7 +245,9 @@ class CheckinFlow(Backdrop, BoxLayout):
         if item is None or item.link_id != key:
             return
         if reading is None:
-            self.note = "No reading. Put your finger in the clip and press Measure again."
+            self.note = self._w(
+                N_("No reading. Put your finger in the clip and press Measure again.")
+            )
             return
         self._number = reading.values[key]
         self.note = ""
@@ -257,9 +286,14 @@ class CheckinFlow(Backdrop, BoxLayout):
         self.note = finding.message
         self.area.clear_widgets()
         box = BoxLayout(spacing=theme.GAP)
-        box.add_widget(self._button("Change it", theme.NEUTRAL, lambda: self.show_step(value)))
+        w = self._w
         box.add_widget(
-            self._button("It is right", theme.CALL, lambda: self.answer(value, confirmed=True))
+            self._button(w(N_("Change it")), theme.NEUTRAL, lambda: self.show_step(value))
+        )
+        box.add_widget(
+            self._button(
+                w(N_("It is right")), theme.CALL, lambda: self.answer(value, confirmed=True)
+            )
         )
         self.area.add_widget(box)
 
@@ -312,7 +346,7 @@ class CheckinFlow(Backdrop, BoxLayout):
         self.progress = ""
         self.stepping = False
         self.back_shown = False
-        self.question = "Saving…"
+        self.question = self._w(N_("Saving…"))
         self.area.clear_widgets()
         records = self._records()
 
@@ -328,17 +362,18 @@ class CheckinFlow(Backdrop, BoxLayout):
         threading.Thread(target=work, name="checkin-save", daemon=True).start()
 
     def _show_end(self, outcome: str) -> None:
+        w = self._w
         self.outcome = outcome
-        self.question = outcome
-        self.note = (
-            "Thank you. Your nurse can see your answers."
+        self.question = w(outcome)
+        self.note = w(
+            N_("Thank you. Your nurse can see your answers.")
             if outcome == SENT
-            else "Thank you. You do not need to do anything else."
+            else N_("Thank you. You do not need to do anything else.")
             if outcome == SAVED
-            else "Please tell your nurse when you speak to them."
+            else N_("Please tell your nurse when you speak to them.")
         )
         self.area.clear_widgets()
-        self.area.add_widget(self._button("Done", theme.CALL, self._done))
+        self.area.add_widget(self._button(w(N_("Done")), theme.CALL, self._done))
 
     def _done(self) -> None:
         if self._on_done is not None:
@@ -349,6 +384,9 @@ class CheckinValue(Backdrop):
     """The number between the steppers, large."""
 
     text_ref = ObjectProperty(None)
+
+
+ANSWER_QUESTIONS = N_("Answer today's questions")
 
 
 def _step_text(item: Item, step: float) -> str:
@@ -379,13 +417,14 @@ class CheckinOffer:
         self._screen = Screen(name=self.SCREEN)
         root.add_widget(self._screen)
         self.button = CheckinButton(
-            text="Answer today's questions",
+            text=ANSWER_QUESTIONS,
             intent=theme.NEUTRAL,
             size_hint_y=None,
             height=110,
         )
         self.button.bind(on_tap=lambda *_: self.start())
         self.flow: CheckinFlow | None = None
+        self._words: Words = english()
         self._done_this_wait = False
         self._waiting = False
 
@@ -395,6 +434,10 @@ class CheckinOffer:
     def update(self, view: Any) -> None:
         from porchlight.kiosk.view import KioskState
 
+        language = getattr(view, "language", "en")
+        if language != self._words.code:
+            self._words = words_for(language)
+            self.button.text = self._words(ANSWER_QUESTIONS)
         waiting = view.state == KioskState.WAITING and not view.show_video
         if not waiting:
             self._done_this_wait = False
@@ -423,6 +466,7 @@ class CheckinOffer:
             save=records.save,
             wait_sent=records.wait_sent,
             on_done=self.finish,
+            words=self._words,
         )
         self._screen.add_widget(self.flow)
         if self.button.parent is not None:

@@ -61,8 +61,11 @@ def test_any_order_of_events_keeps_the_patient_safe(seq):
             from_home = before in (KioskState.IDLE, KioskState.OFFLINE) and not machine.needs_setup
         for effect in effects:
             if isinstance(effect, m.QueueHelp):
-                # Only a hold of 3 s or more that began on the home screen asks for help.
-                assert from_home and down_since is not None and now - down_since >= 3.0
+                # Only a hold of 3 s or more that began on the home screen asks for help
+                # (the button's own measure of the hold, on release, is believed too).
+                assert from_home and down_since is not None
+                reported = event.held_s if isinstance(event, m.ButtonReleased) else 0.0
+                assert max(now - down_since, reported) >= 3.0
             if isinstance(effect, m.SendRingAccept):
                 pressed = isinstance(event, m.ButtonPressed)
                 # Answered by a press, or by itself only with both keys, after 10 s.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 INTERVAL_S = 1.0
 HEADER_BYTES = 62  # RTP + header extensions + SRTP tag + UDP + IPv4, per packet
 REMB_REACT_GAP_S = 0.2  # act on a REMB cut at once, but not more often than this
+# Receiver reports come every 0.5-1.5 s; a longer silence was an outage.
+REPORT_GAP_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -184,9 +187,12 @@ class AdaptiveMedia:
             return
         ladder = self.ladder
         video_flowing = not ladder.rung.audio_only
-        loss = stats.video.fraction_lost if video_flowing else None
-        if loss is None:
-            loss = stats.audio.fraction_lost
+        kind = "video" if video_flowing and stats.video.fraction_lost is not None else "audio"
+        loss = getattr(stats, kind).fraction_lost
+        if self._report_gap(getattr(stats, kind), getattr(prev[1], kind)):
+            # The first report after an outage counts what the outage lost: that says
+            # nothing about how much the link carries.
+            loss = None
         enc = self.encoder
         sample = LinkSample(
             now=now,
@@ -202,6 +208,9 @@ class AdaptiveMedia:
                 else None
             ),
         )
+        if sample.rtt_s is not None and sample.rtt_s <= 0:
+            # aiortc's RTT from the receiver report can come out below zero: not a measurement
+            sample = dataclasses.replace(sample, rtt_s=None)
         self.samples.append(sample)
         decision = ladder.update(sample)
         if decision.changed:
@@ -224,6 +233,12 @@ class AdaptiveMedia:
             audio_only=decision.rung.audio_only,
         )
         self._on_decision(decision)
+
+    @staticmethod
+    def _report_gap(now: rtc.StreamStats, before: rtc.StreamStats) -> bool:
+        if now.report_at is None or before.report_at is None or now.report_at == before.report_at:
+            return False
+        return now.report_at - before.report_at > REPORT_GAP_S
 
     def _apply(self, rung: Rung) -> None:
         if self.scaled is not None:

@@ -6,11 +6,12 @@ kiosk/call.py feeds it and applies the rung through kiosk/rtc.py.
 
 How it decides (the libwebrtc rules in ../shared/ANCHORS.md, plus what the lab measured):
 
-- Two limits. The receiver's REMB (delay-based) is compared with what a rung sends (video
-  + audio). Our own estimate is compared with what a rung needs (video plus a share for
-  retransmissions, and audio) × headroom: it is loss-based (above 10 % loss cut to
-  sent × (1 − loss/2); below 2 % grow 8 %/s, never past 2 × what is really sent) and
-  delay-based (RTT 150 ms above its recent floor means a queue: cut to 0.85 × sent).
+- Two limits. The receiver's REMB (delay-based, measured on the video packets) is
+  compared with a rung's video rate. Our own estimate is compared with what a rung needs
+  (video plus a share for retransmissions, and audio) × headroom: it is loss-based (above
+  10 % loss cut to sent × (1 − loss/2), not within `loss_holdoff_s` of a step down; below
+  2 % grow 8 %/s, never past 2 × what is really sent) and delay-based (RTT 150 ms above its
+  recent floor means a queue: cut to 0.85 × sent).
 - Audio is reserved first and never cut.
 - Down is fast: as soon as the current rung does not fit, jump straight to the best rung
   that does (several rungs at once if needed), or to audio-only below the lowest rung. A
@@ -18,10 +19,10 @@ How it decides (the libwebrtc rules in ../shared/ANCHORS.md, plus what the lab m
   a climb or a video restart) gets `remb_catchup_s`.
 - Up is careful: one rung at a time, only when the next rung fits with a margin, smoothed
   loss is low and the RTT calm for `up_hold_s`, and not soon after a drop. A REMB grows
-  only to 1.5× what it receives, so neighbouring rungs are at most ~1.45× apart and a climb
-  is itself the probe: one undone within `probe_window_s` doubles the wait before that rung
-  is tried again, up to `retry_max_s` (kept short: probing is the only way to learn that a
-  link got better).
+  only to 1.5× what it receives, so a REMB near that ceiling does not stop the next step
+  (it is app-limited, not a measure of the link) and a climb is itself the probe: one undone
+  within `probe_window_s` doubles the wait before that rung is tried again, up to
+  `retry_max_s` (kept short: probing is the only way to learn that a link got better).
 - The CPU is an input too: when encoding a frame takes more than `cpu_budget` of the frame
   interval, the ladder steps down and does not climb back above that rung for `cpu_hold_s`.
 - Audio-only is left by itself: after `audio_only_retry_s` of calm audio the lowest video
@@ -62,7 +63,7 @@ AUDIO_ONLY = Rung("audio only", 0, 0, 0, 0)
 # Best first. Bit rates are what VP8 needs for a clear, moving picture at that size (checked
 # with bench/video_encode.py); neighbours ≤ 1.45× apart (see the module docstring).
 DEFAULT_RUNGS: tuple[Rung, ...] = (
-    Rung("720p30", 1280, 720, 30, 1_600_000),
+    Rung("720p30", 1280, 720, 30, 1_500_000),
     Rung("540p30", 960, 540, 30, 1_100_000),
     Rung("540p20", 960, 540, 20, 800_000),
     Rung("360p30", 640, 360, 30, 600_000),
@@ -71,7 +72,7 @@ DEFAULT_RUNGS: tuple[Rung, ...] = (
     Rung("270p15", 480, 270, 15, 220_000),
     Rung("180p15", 320, 180, 15, 160_000),
     Rung("180p10", 320, 180, 10, 110_000),
-    Rung("180p6", 320, 180, 6, 70_000),
+    Rung("180p6", 320, 180, 6, 80_000),
 )
 
 
@@ -97,10 +98,14 @@ class LadderConfig:
     loss_up_max: float = 0.03  # climb only while the smoothed loss is below this
     loss_down: float = 0.10  # above this loss the loss-based estimate is cut
     loss_grow: float = 0.02  # below this loss the loss-based estimate grows
+    # After a step down, loss reports still describe the old rate for about an RTCP interval.
+    loss_holdoff_s: float = 2.0
     rtt_rise_s: float = 0.15  # RTT this far above its recent floor = a queue is building
     rtt_window_s: float = 30.0
     remb_stale_s: float = 5.0
     remb_catchup_s: float = 3.0  # a rising REMB below our rate gets this long to catch up
+    # REMB this many times our video rate is at a receiver's app-limited ceiling (1.5×).
+    remb_app_limited: float = 1.35
     cpu_budget: float = 0.6  # encoding may take this share of the frame interval
     cpu_hold_s: float = 60.0
     audio_only_retry_s: float = 8.0
@@ -144,7 +149,7 @@ class Decision:
 
 @dataclass(frozen=True)
 class _Limits:
-    remb: float | None  # the receiver's REMB, compared with what a rung sends
+    remb: float | None  # the receiver's REMB, compared with a rung's video rate
     own: float  # our loss/delay estimate × headroom, compared with what a rung needs
 
 
@@ -183,7 +188,7 @@ class Ladder:
         self._quality = "fair"
         self._reason = "start"
         self._prev_remb: float | None = None
-        self._remb_low_since: float | None = None
+        self._remb_low: tuple[float, float] | None = None  # (since, value) below our rate
         self._loss_avg: float | None = None
 
     # ------------------------------------------------------------ reading
@@ -197,7 +202,8 @@ class Ladder:
         return self._estimate
 
     def wire_bps(self, rung: Rung) -> float:
-        """What we send at this rung (video and audio): compared with the receiver's REMB."""
+        """What we send at this rung, video and audio (REMB is compared with the video alone:
+        receivers estimate it from the packets that carry abs-send-time, the video's)."""
         return rung.video_bps + self.config.audio_bps
 
     def need_bps(self, rung: Rung) -> float:
@@ -238,7 +244,7 @@ class Ladder:
         remb = self._remb_that_counts(remb)
         limits = _Limits(remb=remb, own=own)
         # What binds: REMB is compared with what we send, our own estimate with what we need.
-        remb_binds = remb is not None and remb / max(1.0, self.wire_bps(self.rung)) < own / max(
+        remb_binds = remb is not None and remb / max(1.0, self.rung.video_bps) < own / max(
             1.0, self.need_bps(self.rung)
         )
         reason = "remb" if remb_binds else own_reason
@@ -268,7 +274,7 @@ class Ladder:
         if index >= len(self.rungs):
             return True  # audio-only is what we fall back to; its audio is never cut
         rung = self.rungs[index]
-        if limits.remb is not None and self.wire_bps(rung) * margin > limits.remb:
+        if limits.remb is not None and rung.video_bps * margin > limits.remb:
             return False
         return self.need_bps(rung) * margin <= limits.own
 
@@ -307,20 +313,22 @@ class Ladder:
         self._reason = reason
 
     def _remb_that_counts(self, remb: float | None) -> float | None:
-        """REMB below what we send counts at once when it has just been cut (the receiver saw
-        a queue). One that is below us but rising is only catching up with a rate it has not
-        seen yet (after a climb, or when video restarts): it gets `remb_catchup_s`."""
+        """REMB below our video rate counts at once when it has just been cut (the receiver saw
+        a queue). One that is below us but still rising is catching up with a rate it has not
+        seen yet (after a climb, or when video restarts): it counts only once it has stopped
+        rising for `remb_catchup_s`."""
         prev, self._prev_remb = self._prev_remb, remb
         if remb is None:
-            self._remb_low_since = None
+            self._remb_low = None
             return None
-        if remb >= self.wire_bps(self.rung) or self.rung.audio_only:
-            self._remb_low_since = None
+        if remb >= self.rung.video_bps or self.rung.audio_only:
+            self._remb_low = None
             return remb
-        if self._remb_low_since is None:
-            self._remb_low_since = self.now
-        cut = prev is not None and remb < prev * 0.97
-        if cut or self.now - self._remb_low_since >= self.config.remb_catchup_s:
+        if prev is not None and remb < prev * 0.97:
+            return remb  # cut
+        if self._remb_low is None or remb > self._remb_low[1] * 1.05:
+            self._remb_low = (self.now, remb)  # (still) rising: wait from here
+        if self.now - self._remb_low[0] >= self.config.remb_catchup_s:
             return remb
         return None
 
@@ -331,6 +339,8 @@ class Ladder:
             return None
         self._loss_avg = s.loss if self._loss_avg is None else 0.7 * self._loss_avg + 0.3 * s.loss
         if s.loss > cfg.loss_down:
+            if self.now - self._last_down < cfg.loss_holdoff_s:
+                return None  # a receiver report describes the time before we stepped down
             base = sent if sent else self._loss_est
             self._loss_est = min(self._loss_est, base * (1 - 0.5 * s.loss))
             return "loss"
@@ -398,6 +408,11 @@ class Ladder:
             self._loss_est = max(self._loss_est, self.need_bps(self.rungs[target]) / cfg.headroom)
             self._step_to(target, "video-retry")
             return
+        remb = limits.remb
+        if remb is not None and remb >= cfg.remb_app_limited * self.rung.video_bps:
+            # REMB near its 1.5×-of-what-arrives ceiling says nothing about the link, only
+            # that nothing is queueing: one rung up is how to find out more.
+            limits = _Limits(remb=None, own=limits.own)
         if self._fits(target, limits, cfg.up_margin):
             self._step_to(target, "up")
 

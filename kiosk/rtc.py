@@ -51,6 +51,7 @@ from aiortc.codecs import opus as aiortc_opus
 from aiortc.codecs import vpx as aiortc_vpx
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import VIDEO_TIME_BASE, convert_timebase
+from av.video.reformatter import VideoReformatter
 
 from porchlight.errors import BadInput
 from porchlight.kiosk.receive_policy import NackPolicy, PacketView, PlayoutBuffer
@@ -227,8 +228,13 @@ class ObservedTrack(MediaStreamTrack):
 # ---------------------------------------------------------------- adaptive sending
 
 
-def _reformat(frame: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
-    out = frame.reformat(width=width, height=height, format="yuv420p")
+def _reformat(
+    reformatter: VideoReformatter, frame: av.VideoFrame, width: int, height: int
+) -> av.VideoFrame:
+    # Our own reformatter, not frame.reformat(): that one keeps a scaler on the frame, and the
+    # self-view converts the same camera frame on another thread at the same time (two threads
+    # in one swscale context hang or crash the process: seen in the network lab).
+    out = reformatter.reformat(frame, width=width, height=height, format="yuv420p")
     out.pts, out.time_base = frame.pts, frame.time_base
     return out
 
@@ -264,6 +270,7 @@ class ScaledTrack(MediaStreamTrack):
         self._pacer = FramePacer(fps)
         self._executor = executor
         self._on_frame = on_frame
+        self._reformatter = VideoReformatter()  # used by one executor job at a time
         self.source_size: tuple[int, int] | None = None
         self.sent_size: tuple[int, int] | None = None
 
@@ -281,7 +288,9 @@ class ScaledTrack(MediaStreamTrack):
                 continue
             width, height = scaled_size(frame.width, frame.height, *self._box)
             if (width, height) != (frame.width, frame.height) or frame.format.name != "yuv420p":
-                frame = await loop.run_in_executor(self._executor, _reformat, frame, width, height)
+                frame = await loop.run_in_executor(
+                    self._executor, _reformat, self._reformatter, frame, width, height
+                )
             self.sent_size = (frame.width, frame.height)
             self._on_frame(frame)
             return frame
@@ -342,6 +351,7 @@ class AdaptiveVp8Encoder(aiortc_vpx.Vp8Encoder):
         self._codec_target = 0
         self._last_t: float | None = None
         self._stats = EncoderStats()
+        self._reformatter = VideoReformatter()
         self.remb_bps: int | None = None
         self.remb_at: float | None = None  # time.monotonic()
         # Called (on the event loop, where aiortc handles RTCP) after each REMB.
@@ -376,7 +386,7 @@ class AdaptiveVp8Encoder(aiortc_vpx.Vp8Encoder):
             self._calibrator.observe(0, dt, self._codec_target)
             return [], None
         if frame.format.name != "yuv420p":
-            frame = frame.reformat(format="yuv420p")
+            frame = self._reformatter.reformat(frame, format="yuv420p")
         target = self._calibrator.codec_target(wanted)
         codec = self.codec
         if (
@@ -614,6 +624,7 @@ class StreamStats:
     packets_lost: int | None = None
     rtt_s: float | None = None
     jitter_s: float | None = None
+    report_at: float | None = None  # when that receiver report arrived (time.time())
     packets_received: int = 0  # what we receive of this kind
     received_lost: int = 0
 
@@ -645,6 +656,7 @@ async def read_stats(pc: RTCPeerConnection) -> CallStats:
             stream.packets_lost = stat.packetsLost
             stream.rtt_s = stat.roundTripTime
             stream.jitter_s = stat.jitter / CLOCK_RATES[kind]
+            stream.report_at = stat.timestamp.timestamp()
         elif stat.type == "inbound-rtp":
             stream.packets_received += stat.packetsReceived
             stream.received_lost += stat.packetsLost

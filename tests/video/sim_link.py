@@ -24,14 +24,17 @@ class SimLink:
     remb: float | None = None
     queue_s: float = 0.0
 
-    def sample(self, now: float, sent_bps: float, dt: float = 1.0) -> LinkSample:
+    def sample(
+        self, now: float, sent_bps: float, dt: float = 1.0, audio_bps: float = 0.0
+    ) -> LinkSample:
         cap = self.capacity_bps(now)
         over = max(0.0, sent_bps - cap)
         # tbf with ~200 ms of queue: it fills, then the excess is dropped.
         self.queue_s = min(0.2, max(0.0, self.queue_s + (over - max(0.0, cap - sent_bps)) / cap))
         tail = over / sent_bps if sent_bps > 0 and self.queue_s >= 0.2 else 0.0
         loss = min(1.0, tail + self.random_loss * self.rng.uniform(0.5, 1.5))
-        received = min(sent_bps, cap)
+        # The receiver's REMB is estimated from the video packets only.
+        received = min(sent_bps, cap) * max(0.0, sent_bps - audio_bps) / max(1.0, sent_bps)
         if self.remb is None:
             self.remb = received
         elif self.queue_s > 0.05:
@@ -61,5 +64,6 @@ def run(ladder: Ladder, link: SimLink, seconds: float, start: float = 0.0, step:
     t = start
     while t < start + seconds:
         t += step
-        out.append((t, ladder.update(link.sample(t, sent_for(ladder), step))))
+        sample = link.sample(t, sent_for(ladder), step, audio_bps=ladder.config.audio_bps)
+        out.append((t, ladder.update(sample)))
     return out

@@ -226,6 +226,11 @@ class MediaResumed:
 
 
 @dataclass(frozen=True)
+class HubHeard:
+    """A message from the hub arrived (so signalling gets through right now)."""
+
+
+@dataclass(frozen=True)
 class LinkQuality:
     """The bandwidth ladder's word for the call's link: good, fair or poor."""
 
@@ -260,6 +265,7 @@ Event = (
     | MediaStalled
     | MediaResumed
     | LinkQuality
+    | HubHeard
 )
 
 # ---------------------------------------------------------------- effects (outputs)
@@ -337,6 +343,11 @@ class RestartMedia:
 
 
 @dataclass(frozen=True)
+class PingHub:
+    """Send the hub something it answers at once (is signalling getting through?)."""
+
+
+@dataclass(frozen=True)
 class ProbeLink:
     """Measure the uplink while waiting, so the call starts at a picture that fits."""
 
@@ -372,6 +383,7 @@ Effect = (
     | QueueSurvey
     | RestartMedia
     | ProbeLink
+    | PingHub
 )
 
 # ---------------------------------------------------------------- words
@@ -462,6 +474,7 @@ class KioskMachine:
     survey: _Survey | None = None  # "How was your call?" on the home screen
     call_link: str = ""  # the ladder's word for the call's link (good / fair / poor)
     quiet_since: float | None = None  # the call's media went quiet then (None: flowing)
+    heard_since_quiet: float | None = None  # the hub first answered after that, then
     hub_up_at: float = float("-inf")  # when the hub link last came up
     last_rejoin: float = float("-inf")
     last_nudge: float = float("-inf")
@@ -521,7 +534,7 @@ class KioskMachine:
         """Back to the home screen (or offline if the hub is gone)."""
         self.call_id = None
         self.media_up = False
-        self.quiet_since = None
+        self.quiet_since = self.heard_since_quiet = None
         self.since = None
         self.resume_waiting = False
         self._go(S.IDLE if self.hub_up else S.OFFLINE)
@@ -555,7 +568,7 @@ class KioskMachine:
         effects.append(EndCall(self.call_id))
         self.call_lost = lost
         self.media_up = False
-        self.quiet_since = None
+        self.quiet_since = self.heard_since_quiet = None
         self._go(S.ENDING)
 
     def _dispatch(self, event: Event, effects: list[Effect]) -> bool:
@@ -565,6 +578,7 @@ class KioskMachine:
             case HubConnected():
                 self.hub_up, self.needs_setup, self.ever_connected = True, False, True
                 self.hub_up_at = self.now
+                self._heard()
                 if st == S.OFFLINE:
                     if self.resume_waiting:
                         # Our hello said state=waiting with the original since: the hub has
@@ -573,7 +587,8 @@ class KioskMachine:
                         self._go(S.WAITING)
                         effects.append(Say(self.words(N_("You are back in the waiting room."))))
                         return True
-                    self._home()
+                    # A call dropped while offline: still say so once the kiosk is back.
+                    self._home(NOTICE_DROPPED if self.notice == NOTICE_DROPPED else "")
             case HubLost():
                 self.hub_up = False
                 if st == S.WAITING:
@@ -627,16 +642,18 @@ class KioskMachine:
             case MediaFailed(call_id=call_id):
                 if st == S.IN_CALL and call_id == self.call_id:
                     if self.media_was_up:  # it worked before: get it back, don't end it
-                        self.quiet_since = self.quiet_since or self.now
+                        self._went_quiet()
                     else:
                         self._end_call(effects, hang_up=True, lost=True)
             case MediaStalled(call_id=call_id):
                 if st == S.IN_CALL and call_id == self.call_id and self.media_was_up:
-                    self.quiet_since = self.quiet_since or self.now
+                    self._went_quiet()
             case MediaResumed(call_id=call_id):
                 if st == S.IN_CALL and call_id == self.call_id:
-                    self.quiet_since = None
+                    self.quiet_since = self.heard_since_quiet = None
                     self.media_up = True
+            case HubHeard():
+                self._heard()
             case LinkQuality(call_id=call_id, quality=quality):
                 if st == S.IN_CALL and call_id == self.call_id:
                     self.call_link = quality
@@ -842,8 +859,20 @@ class KioskMachine:
         if self.survey is not None and self.now - self.survey.at >= t.survey_timeout_s:
             self._drop_survey(effects)  # quietly: nobody is punished for walking away
 
+    def _went_quiet(self) -> None:
+        if self.quiet_since is None:
+            self.quiet_since, self.heard_since_quiet = self.now, None
+
+    def _heard(self) -> None:
+        if self.quiet_since is not None and self.heard_since_quiet is None:
+            self.heard_since_quiet = self.now
+
     def _get_call_back(self, effects: list[Effect]) -> None:
-        """The call's media is quiet: wait for it, ask for it afresh, or give up."""
+        """The call's media is quiet: wait for it, ask for it afresh, or give up.
+
+        A fresh offer only once the hub has answered since the media went quiet (a socket can
+        look connected through a whole outage) and the old connection has had
+        `rejoin_after_s` from then to come back by itself."""
         t, quiet_since = self.timings, self.quiet_since
         assert quiet_since is not None and self.call_id is not None
         if self.now - quiet_since >= t.drop_after_s:
@@ -851,16 +880,20 @@ class KioskMachine:
             if self.hub_up:
                 effects.append(SendHangup(call_id, reason="dropped"))
             effects.append(EndCall(call_id))
-            self.quiet_since = None
+            self.quiet_since = self.heard_since_quiet = None
             self.media_was_up = False  # no "How was your call?" after a dropped call
             self._home(NOTICE_DROPPED, offline_too=True)
             effects.append(Say(self.words(NOTICE_DROPPED) + "."))
-        elif not self.hub_up:
-            if self.now - self.last_nudge >= 1.0:  # the link's back-off is for idle times
-                self.last_nudge = self.now
-                effects.append(ReconnectNow())
-        elif (
-            self.now - max(quiet_since, self.hub_up_at) >= t.rejoin_after_s
+        elif self.now - self.last_nudge >= 1.0:
+            self.last_nudge = self.now
+            # Down: skip the link's back-off (meant for idle times); up: is it really?
+            effects.append(PingHub() if self.hub_up else ReconnectNow())
+        heard = self.heard_since_quiet
+        if (
+            self.hub_up
+            and self.call_id is not None
+            and heard is not None
+            and self.now - heard >= t.rejoin_after_s
             and self.now - self.last_rejoin >= t.rejoin_every_s
         ):
             self.last_rejoin = self.now

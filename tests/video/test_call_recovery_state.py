@@ -66,6 +66,11 @@ def test_short_drop_that_comes_back_by_itself_needs_nothing(call: Clocked) -> No
 
 def test_media_not_back_after_the_hub_link_returns_is_asked_for_afresh(call: Clocked) -> None:
     call(m.MediaStalled("c1"))
+    out = call.run(5)
+    # The hub socket still looks up (it may not have noticed the outage): ask the hub, and
+    # offer nothing until it answers.
+    assert sum(isinstance(e, m.PingHub) for e in out) >= 4
+    assert not any(isinstance(e, m.RestartMedia) for e in out)
     call(m.HubLost(), after=0.5)
     out = call.run(10)
     # While the hub is away the kiosk keeps nudging its link (once a second), nothing else.
@@ -84,9 +89,19 @@ def test_media_not_back_after_the_hub_link_returns_is_asked_for_afresh(call: Clo
     assert call.view.show_video
 
 
+def test_an_answer_from_the_hub_is_enough_evidence(call: Clocked) -> None:
+    call(m.MediaStalled("c1"))
+    call.run(3)
+    call(m.HubHeard())  # e.g. the answer to a PingHub
+    out = call.run(1.9)
+    assert not any(isinstance(e, m.RestartMedia) for e in out)
+    assert m.RestartMedia("c1") in call.run(0.3)
+
+
 def test_a_failed_connection_after_media_flowed_is_recovered_not_ended(call: Clocked) -> None:
     out = call(m.MediaFailed("c1", "media_failed"))
     assert m.EndCall("c1") not in out and call.machine.state == S.IN_CALL
+    call(m.HubHeard())
     out = call.run(2.1)
     assert m.RestartMedia("c1") in out
 
@@ -114,6 +129,8 @@ def test_give_up_while_the_hub_is_away_still_goes_home_and_says_so(call: Clocked
     assert m.EndCall("c1") in out
     assert call.machine.state == S.OFFLINE and call.view.detail == m.NOTICE_DROPPED
     assert call.machine.hello() == {"type": "hello", "state": "idle"}
+    call(m.HubConnected(), after=5)  # back online: the words stay until the next press
+    assert call.machine.state == S.IDLE and call.view.headline == m.NOTICE_DROPPED
 
 
 def test_the_clinician_ending_during_a_drop_ends_it_normally(call: Clocked) -> None:

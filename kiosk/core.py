@@ -37,6 +37,7 @@ TICK_S = 0.1  # how often time moves on for the state machine (holds, timeouts, 
 CARE_EVERY_TICKS = 10  # the plan's clock (appointment line, reminders): once a second
 PLAN_EVERY_S = 300.0  # fetch the patient's plan this often (and on reconnect, and when told)
 MEDIA_QUIET_S = 2.0  # no frame of the clinician's picture or voice this long: media is quiet
+PING_SEQ_BASE = 100_000_000  # probe seqs for "are you there?" (the link probe counts from 0)
 
 
 class KioskCore:
@@ -102,6 +103,7 @@ class KioskCore:
         self.link_estimate_bps: float | None = None
         self._call_ice: tuple[dict[str, Any], ...] = ()
         self._media_quiet = False
+        self._pings = 0
 
     # ------------------------------------------------------------ public API
 
@@ -135,6 +137,11 @@ class KioskCore:
     def simulated(self) -> bool:
         """True when the hardware is simulated (the UI then draws the light on screen)."""
         return bool(self.device is not None and self.device.simulate)
+
+    @property
+    def call(self) -> CallSession | None:
+        """The current call's session, for diagnostics and benchmarks (None between calls)."""
+        return self._call
 
     @property
     def hold_to_leave_s(self) -> float:
@@ -356,6 +363,8 @@ class KioskCore:
                 self._handle(sm.NeedsSetup())
             case _:
                 self._on_hub_message(event.message)
+                if self._media_quiet:  # the hub answers: signalling gets through now
+                    self._handle(sm.HubHeard())
 
     def _on_hub_message(self, msg: dict[str, Any]) -> None:
         kind = msg.get("type")
@@ -464,6 +473,10 @@ class KioskCore:
                 self._spawn(self._restart_call(call_id))
             case sm.ProbeLink():
                 self._start_probe()
+            case sm.PingHub():
+                # Any seq the link probe does not know is simply acknowledged and ignored.
+                self._pings += 1
+                self._send({"type": DeviceSays.PROBE, "seq": PING_SEQ_BASE + self._pings})
             case sm.ReconnectNow():
                 if self._link is not None:
                     self._link.reconnect_now()

@@ -1,0 +1,625 @@
+"""Calls across the network lab: the parts, each in its own namespace, and what they saw.
+
+Roles (each runs as `ip netns exec <ns> python bench/video_lab.py <role> ...`, talks JSON
+lines: commands on stdin, events on stdout, a final report in `--out`):
+
+- `clinic` (the hub's namespace): the real hub on the lab address, seeded with the demo
+  accounts, and the clinician twin (porchlight/clinician_peer.py), which admits the first
+  patient who waits and logs every frame of the kiosk's picture and sound it decodes.
+- `kiosk` (the kiosk's namespace): the real KioskCore (simulated button, test-pattern camera,
+  tone), ICE on the lab address. `press` presses its button. It samples itself every 100 ms
+  (frames of the clinician's picture and sound decoded, rung, link word) and, at the end,
+  reports every ladder input and decision of the call (the recorded traces of tests/video).
+- `peer` (either namespace): one side of a bare call with signalling through the
+  orchestrator's pipes, for the benchmarks' comparisons: `--kind stock` (aiortc as it comes,
+  camera at 640x480), `--kind porchlight` (kiosk/adaptive_media.py), `--kind chromium`
+  (headless Chromium, fake camera, its own congestion control).
+
+`CallLab` (for tests and bench/video_adapt.py) opens a NetLab, starts the clinic and kiosk
+roles, presses the button, and hands back their reports; `PeerPair` does the same for two
+`peer`s. Everything is torn down on exit, namespaces included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import faulthandler
+import json
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import netlab  # noqa: E402
+
+HUB_PORT = 8765
+
+
+# =========================================================================== the roles
+
+
+def emit(**event: Any) -> None:
+    print(json.dumps(event), flush=True)
+
+
+async def commands() -> asyncio.Queue[str]:
+    """Lines from stdin, as a queue (EOF → 'stop')."""
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str] = asyncio.Queue()
+
+    def read() -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(lines.put_nowait, line.strip())
+        loop.call_soon_threadsafe(lines.put_nowait, "stop")
+
+    threading.Thread(target=read, daemon=True).start()
+    loop.add_signal_handler(signal.SIGTERM, lines.put_nowait, "stop")
+    return lines
+
+
+def camera_config(spec: str) -> dict[str, int]:
+    size, fps = spec.split("@")
+    width, height = size.split("x")
+    return {"camera_width": int(width), "camera_height": int(height), "camera_fps": int(fps)}
+
+
+async def clinic_role(args: argparse.Namespace) -> None:
+    from porchlight.clinician_peer import ClinicianPeer
+    from porchlight.device.config import DeviceConfig
+    from porchlight.hub.config import HubConfig
+    from porchlight.hub.seed import seed_demo
+    from porchlight.hub.server import HubServer
+
+    data = Path(args.data)
+    server = HubServer(HubConfig(host=args.addr, data_dir=data / "hub"), port=args.port)
+    await asyncio.to_thread(server.start)
+    seed = seed_demo(server.store)
+    (data / "seed.json").write_text(json.dumps(seed.device_credential(server.url)))
+    clinician = ClinicianPeer(
+        server.url,
+        seed.username,
+        seed.password,
+        host_addresses=[args.addr],
+        camera=DeviceConfig(simulate=True, **camera_config(args.camera)),
+        adaptive=not args.stock,
+        record_frames=True,
+    )
+    await clinician.connect()
+    lines = await commands()
+    emit(event="ready")
+    try:
+        waiting = asyncio.create_task(
+            clinician.wait_for(lambda: seed.patient_id in clinician.waiting_seen_at, 3600)
+        )
+        stop = asyncio.create_task(lines.get())
+        await asyncio.wait({waiting, stop}, return_when=asyncio.FIRST_COMPLETED)
+        call = None
+        if waiting.done():
+            # A nurse takes a moment to admit; the kiosk's link probe runs meanwhile.
+            await asyncio.sleep(args.admit_after)
+            call = await clinician.admit(seed.patient_id)
+            emit(event="admitted", at=time.monotonic())
+            line = await stop
+            while line != "stop":
+                if line == "status":
+                    emit(
+                        event="status",
+                        video_frames=call.video_frames,
+                        audio_frames=call.audio_frames,
+                        frame_size=call.frame_size,
+                        offers=call.offers,
+                        ended=call.ended,
+                        reports=len(call.link_reports),
+                    )
+                line = await lines.get()
+        else:
+            waiting.cancel()
+    finally:
+        report: dict[str, Any] = {"call": None}
+        if call is not None:
+            report["call"] = {
+                "call_id": call.call_id,
+                "admitted_at": call.admitted_at,
+                "offers": call.offers,
+                "ended": call.ended,
+                "frames": call.frames,
+                "audio_times": call.audio_times,
+                "link_reports": call.link_reports,
+            }
+        media = clinician.media
+        if media is not None:
+            report["decisions"] = [(t, d.rung.name, d.reason) for t, d in media.decisions]
+        Path(args.out).write_text(json.dumps(report))
+        with contextlib.suppress(Exception):
+            await clinician.close()
+        await asyncio.to_thread(server.stop)
+        emit(event="stopped")
+
+
+async def kiosk_role(args: argparse.Namespace) -> None:
+    from porchlight.device.config import DeviceConfig
+    from porchlight.kiosk.config import KioskConfig
+    from porchlight.kiosk.core import KioskCore
+    from porchlight.kiosk.credential import DeviceCredential
+
+    data = Path(args.data)
+    seed = json.loads((data / "seed.json").read_text())
+    credential = DeviceCredential(
+        seed["hub_url"], seed["device_id"], seed["patient_id"], seed["token"]
+    )
+    config = KioskConfig(
+        data_dir=data / "kiosk",
+        ice_host_addresses=[args.addr],
+        ending_s=1.0,
+        device=DeviceConfig(
+            simulate=True, speech=False, sim_audio_dir=None, **camera_config(args.camera)
+        ),
+    )
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    core = KioskCore(config, credential=credential)
+    await core.start()
+    lines = await commands()
+    samples: list[dict[str, Any]] = []
+    traces: dict[str, Any] = {"samples": [], "decisions": []}
+    seen_sessions: set[int] = set()
+
+    def keep_trace() -> None:
+        session = core.call
+        if session is None or id(session) in seen_sessions:
+            return
+        seen_sessions.add(id(session))
+        media = session.media
+        traces["samples"].append(media.samples)  # lists, filled as the call goes
+        traces["decisions"].append(media.decisions)
+
+    async def sample_forever() -> None:
+        while True:
+            status = core.status()
+            _, picture = core.remote_frames.latest()
+            samples.append(
+                {
+                    "t": time.monotonic(),
+                    "state": status["state"],
+                    "headline": status["headline"],
+                    "link": status["link"],
+                    "rung": status["rung"],
+                    "sent": [status["sent_width"], status["sent_height"]],
+                    "frames_received": status["frames_received"],
+                    "audio_frames_received": status["audio_frames_received"],
+                    "remote": None if picture is None else list(picture.shape[:2]),
+                }
+            )
+            keep_trace()
+            await asyncio.sleep(0.1)
+
+    sampler = asyncio.create_task(sample_forever())
+    emit(event="ready")
+    try:
+        while (line := await lines.get()) != "stop":
+            if line == "press":
+                core.button_down()
+                core.button_up()
+            elif line == "status":
+                emit(event="status", **_jsonable(core.status()))
+            elif line == "debug":  # where everything is: threads and tasks, to the log
+                faulthandler.dump_traceback(all_threads=True)
+                for task in asyncio.all_tasks():
+                    task.print_stack(limit=6)
+    finally:
+        sampler.cancel()
+        report = {
+            "samples": samples,
+            "ladder": [
+                {
+                    "samples": [s.__dict__ for s in run],
+                    "decisions": [(t, d.rung.name, d.reason, d.estimate_bps) for t, d in dec],
+                }
+                for run, dec in zip(traces["samples"], traces["decisions"], strict=True)
+            ],
+            "link_estimate_bps": core.link_estimate_bps,
+        }
+        Path(args.out).write_text(json.dumps(report))
+        await core.stop()
+        emit(event="stopped")
+
+
+def _jsonable(status: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in status.items() if isinstance(v, str | int | float | bool | None)}
+
+
+# --------------------------------------------------------------------------- bare peers
+
+
+async def aiortc_peer_role(args: argparse.Namespace) -> None:
+    """One side of a bare call (stock aiortc, or Porchlight's adaptive media)."""
+    from aiortc.mediastreams import MediaStreamError
+
+    from porchlight.device.audio import open_microphone
+    from porchlight.device.camera import open_camera
+    from porchlight.device.config import DeviceConfig
+    from porchlight.kiosk import rtc
+    from porchlight.kiosk.adaptive_media import AdaptiveMedia
+
+    pc = rtc.new_peer_connection([])
+    rtc.tolerate_outages(40)
+    device = DeviceConfig(simulate=True, **camera_config(args.camera))
+    media = AdaptiveMedia(pc) if args.kind == "porchlight" else None
+    camera = open_camera(device)
+    video = media.video_track(camera) if media is not None else camera
+    frames: list[tuple[float, int, int]] = []
+    audio: list[float] = []
+
+    async def consume(track: Any) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                if track.kind == "video":
+                    frames.append((time.monotonic(), frame.width, frame.height))
+                else:
+                    audio.append(time.monotonic())
+
+    tasks: list[asyncio.Task[None]] = []
+    pc.on("track", lambda track: tasks.append(asyncio.create_task(consume(track))))
+
+    @pc.on("connectionstatechange")
+    def on_state() -> None:
+        emit(event="state", state=pc.connectionState)
+        if media is not None and pc.connectionState == "connected":
+            media.start()
+
+    lines = await commands()
+    if args.offer:
+        for track in (video, open_microphone(device)):
+            rtc.prefer_codecs(pc.addTransceiver(track, direction="sendrecv"))
+        if media is not None:
+            media.prepare()
+        emit(event="sdp", sdp=await rtc.complete_offer(pc, [args.addr]))
+        answer = json.loads(await lines.get())
+        await rtc.apply_answer(pc, answer["sdp"])
+    else:
+        pc.addTrack(video)
+        pc.addTrack(open_microphone(device))
+        offer = json.loads(await lines.get())
+        answer = await rtc.complete_answer(
+            pc, offer["sdp"], [args.addr], prepare=media.prepare if media else lambda: None
+        )
+        emit(event="sdp", sdp=answer)
+    emit(event="ready")
+    while await lines.get() != "stop":
+        pass
+    report: dict[str, Any] = {"frames": frames, "audio_times": audio}
+    if media is not None:
+        report["decisions"] = [(t, d.rung.name, d.reason) for t, d in media.decisions]
+        report["samples"] = [s.__dict__ for s in media.samples]
+    Path(args.out).write_text(json.dumps(report))
+    if media is not None:
+        await media.stop()
+    await pc.close()
+    emit(event="stopped")
+
+
+CHROMIUM_PEER_JS = """
+async ([offer, sdp]) => {
+  const stream = await navigator.mediaDevices.getUserMedia({video: {width: 640, height: 480,
+    frameRate: 30}, audio: true});
+  const pc = new RTCPeerConnection({iceServers: []});
+  window.pc = pc;
+  window.frames = []; window.audio = [];
+  for (const t of stream.getTracks()) pc.addTrack(t, stream);
+  pc.ontrack = (e) => {
+    if (e.track.kind !== "video") return;
+    const v = document.createElement("video");
+    v.muted = true; v.autoplay = true; v.srcObject = new MediaStream([e.track]);
+    document.body.append(v);
+    const tick = (now, meta) => {
+      window.frames.push([performance.timeOrigin + now, meta.width, meta.height]);
+      v.requestVideoFrameCallback(tick);
+    };
+    v.requestVideoFrameCallback(tick);
+  };
+  const gathered = () => new Promise((ok) => {
+    if (pc.iceGatheringState === "complete") return ok();
+    pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && ok();
+  });
+  if (offer) {
+    await pc.setLocalDescription(await pc.createOffer());
+  } else {
+    await pc.setRemoteDescription({type: "offer", sdp});
+    await pc.setLocalDescription(await pc.createAnswer());
+  }
+  await gathered();
+  return pc.localDescription.sdp;
+}
+"""
+
+CHROMIUM_AUDIO_JS = """
+async () => {
+  const stats = await window.pc.getStats();
+  let received = 0;
+  stats.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "audio")
+    received = s.packetsReceived; });
+  return [performance.timeOrigin + performance.now(), received];
+}
+"""
+
+
+def chromium_peer_role(args: argparse.Namespace) -> None:
+    """Headless Chromium as one side: its own encoder and congestion control (transport-cc
+    with another Chromium, REMB with aiortc)."""
+    from playwright.sync_api import sync_playwright
+
+    from porchlight import chromium
+
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(
+        target=lambda: [lines.put(x.strip()) for x in sys.stdin] and lines.put("stop"),
+        daemon=True,
+    ).start()
+    signal.signal(signal.SIGTERM, lambda *a: lines.put("stop"))
+    with sync_playwright() as pw:
+        browser = chromium.launch(pw)
+        page = browser.new_page()
+        page.goto("about:blank")
+        if args.offer:
+            emit(event="sdp", sdp=page.evaluate(CHROMIUM_PEER_JS, [True, None]))
+            answer = json.loads(lines.get())["sdp"]
+            page.evaluate("(sdp) => window.pc.setRemoteDescription({type: 'answer', sdp})", answer)
+        else:
+            offer = json.loads(lines.get())["sdp"]
+            emit(event="sdp", sdp=page.evaluate(CHROMIUM_PEER_JS, [False, offer]))
+        emit(event="ready")
+        # Chromium's clock (performance.timeOrigin) is wall time: map it to monotonic.
+        offset = time.monotonic() - time.time()
+        audio: list[tuple[float, int]] = []
+        while True:
+            try:
+                line = lines.get(timeout=0.05)
+            except queue.Empty:
+                at, received = page.evaluate(CHROMIUM_AUDIO_JS)
+                audio.append((at / 1000 + offset, received))
+                continue
+            if line == "stop":
+                break
+        frames = page.evaluate("() => window.frames")
+        browser.close()
+    # An audio "frame time" is each poll that saw new packets (50 ms resolution).
+    audio_times = [t for (t, n), (_, m) in zip(audio[1:], audio, strict=False) if n > m]
+    report = {
+        "frames": [(t / 1000 + offset, w, h) for t, w, h in frames],
+        "audio_times": audio_times,
+        "audio_resolution_s": 0.05,
+    }
+    Path(args.out).write_text(json.dumps(report))
+    emit(event="stopped")
+
+
+# =========================================================================== orchestration
+
+
+class Process:
+    """A role in a namespace, with its stdout events on a queue."""
+
+    def __init__(self, lab: netlab.NetLab, ns: str, argv: list[str], log: Path) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self._log = log.open("w")
+        self.proc = subprocess.Popen(
+            lab.exec_args(ns, [sys.executable, str(HERE / "video_lab.py"), *argv]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            env=env,
+        )
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with contextlib.suppress(ValueError):
+                self.events.put(json.loads(line))
+        self.events.put({"event": "exited"})
+
+    def expect(self, kind: str, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {kind!r} from {self.proc.args[-6:]} in {timeout} s")
+            event = self.events.get(timeout=left)
+            if event.get("event") == kind:
+                return event
+            if event.get("event") == "exited":
+                raise RuntimeError(f"the role exited before {kind!r}; see {self._log.name}")
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self.send("stop")
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@dataclass
+class CallLab:
+    """KioskCore ⇄ hub + clinician twin across a NetLab. Use as a context manager."""
+
+    work: Path
+    lab: netlab.NetLab
+    kiosk_camera: str = "640x360@30"
+    clinic_camera: str = "640x360@30"
+    clinic_stock: bool = False
+    kiosk: Process | None = None
+    clinic: Process | None = None
+    reports: dict[str, Any] = field(default_factory=dict)
+
+    def __enter__(self) -> CallLab:
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.lab.open()
+        try:
+            lab = self.lab
+            self.clinic = Process(
+                lab, lab.hub_ns,
+                ["clinic", "--addr", lab.hub_addr, "--port", str(HUB_PORT), "--data",
+                 str(self.work), "--camera", self.clinic_camera, "--out",
+                 str(self.work / "clinic.json"), *(["--stock"] if self.clinic_stock else [])],
+                self.work / "clinic.log",
+            )  # fmt: skip
+            self.clinic.expect("ready", 60)
+            self.kiosk = Process(
+                lab, lab.kiosk_ns,
+                ["kiosk", "--addr", lab.kiosk_addr, "--data", str(self.work), "--camera",
+                 self.kiosk_camera, "--out", str(self.work / "kiosk.json")],
+                self.work / "kiosk.log",
+            )  # fmt: skip
+            self.kiosk.expect("ready", 60)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def status(self) -> dict[str, Any]:
+        assert self.kiosk is not None
+        self.kiosk.send("status")
+        return self.kiosk.expect("status", 10)
+
+    def clinic_status(self) -> dict[str, Any]:
+        assert self.clinic is not None
+        self.clinic.send("status")
+        return self.clinic.expect("status", 10)
+
+    def wait_status(
+        self, predicate: Any, timeout: float, what: str, clinic: bool = False
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.clinic_status() if clinic else self.status()
+            if predicate(status):
+                return status
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}: {status}")
+            time.sleep(0.2)  # a poll interval; the deadline bounds the wait
+
+    def join(self, timeout: float = 60) -> dict[str, Any]:
+        """Press the kiosk's button; return once media flows both ways."""
+        assert self.kiosk is not None and self.clinic is not None
+        self.wait_status(lambda s: s["state"] == "idle", 60, "the kiosk to be idle")
+        self.kiosk.send("press")
+        self.clinic.expect("admitted", timeout)
+        return self.wait_status(
+            lambda s: s["state"] == "in_call" and s["frames_received"] > 10 and s["rung"],
+            timeout, "media both ways",
+        )  # fmt: skip
+
+    def __exit__(self, *exc: object) -> None:
+        for role, name in ((self.kiosk, "kiosk"), (self.clinic, "clinic")):
+            if role is not None:
+                role.stop()
+                path = self.work / f"{name}.json"
+                if path.exists():
+                    self.reports[name] = json.loads(path.read_text())
+        self.lab.close()
+
+
+@dataclass
+class PeerPair:
+    """Two bare peers (stock, porchlight or chromium) across a NetLab; the kiosk side offers
+    and sends the picture measured at the hub side. Use as a context manager."""
+
+    work: Path
+    lab: netlab.NetLab
+    kind: str
+    camera: str = "640x480@30"
+    sender: Process | None = None
+    receiver: Process | None = None
+    reports: dict[str, Any] = field(default_factory=dict)
+
+    def _role(self, ns: str, addr: str, name: str, offer: bool) -> Process:
+        if self.kind == "chromium":
+            argv = ["chromium-peer"]
+        else:
+            argv = ["peer", "--kind", self.kind, "--camera", self.camera]
+        argv += ["--addr", addr, "--out", str(self.work / f"{name}.json")]
+        if offer:
+            argv.append("--offer")
+        return Process(self.lab, ns, argv, self.work / f"{name}.log")
+
+    def __enter__(self) -> PeerPair:
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.lab.open()
+        try:
+            lab = self.lab
+            self.sender = self._role(lab.kiosk_ns, lab.kiosk_addr, "sender", True)
+            self.receiver = self._role(lab.hub_ns, lab.hub_addr, "receiver", False)
+            offer = self.sender.expect("sdp", 60)
+            self.receiver.send(json.dumps({"sdp": offer["sdp"]}))
+            answer = self.receiver.expect("sdp", 60)
+            self.sender.send(json.dumps({"sdp": answer["sdp"]}))
+            self.sender.expect("ready", 30)
+            self.receiver.expect("ready", 30)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for role, name in ((self.sender, "sender"), (self.receiver, "receiver")):
+            if role is not None:
+                role.stop()
+                path = self.work / f"{name}.json"
+                if path.exists():
+                    self.reports[name] = json.loads(path.read_text())
+        self.lab.close()
+
+
+# =========================================================================== entry
+
+
+def main() -> None:
+    faulthandler.enable()  # a crash in a codec says where, in the role's log
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    logging.getLogger("porchlight").setLevel(logging.INFO)
+    parser = argparse.ArgumentParser(description="a role of a network-lab call (see module doc)")
+    parser.add_argument("role", choices=["clinic", "kiosk", "peer", "chromium-peer"])
+    parser.add_argument("--addr", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--port", type=int, default=HUB_PORT)
+    parser.add_argument("--data")
+    parser.add_argument("--camera", default="640x360@30")
+    parser.add_argument("--stock", action="store_true")
+    parser.add_argument("--kind", choices=["stock", "porchlight"], default="porchlight")
+    parser.add_argument("--offer", action="store_true")
+    parser.add_argument("--admit-after", type=float, default=3.0)
+    args = parser.parse_args()
+    if args.role == "chromium-peer":
+        chromium_peer_role(args)
+        return
+    role = {"clinic": clinic_role, "kiosk": kiosk_role, "peer": aiortc_peer_role}[args.role]
+    asyncio.run(role(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -118,8 +118,9 @@ class AdaptiveMedia:
             sender = transceiver.sender
             if sender.track is not None and sender.track is self.scaled:
                 assert self.ladder is not None
+                rung = self.ladder.rung
                 self.encoder = rtc.AdaptiveVp8Encoder(
-                    self.ladder.rung.video_bps or 100_000, cpu_used=self._cpu_used
+                    rung.video_bps or 100_000, fps=rung.fps, cpu_used=self._cpu_used
                 )
                 self.encoder.on_remb = self._remb_check
                 rtc.install_encoder(sender, self.encoder)
@@ -216,6 +217,8 @@ class AdaptiveMedia:
         if decision.changed:
             self._apply(decision.rung)
             log.info("rung %s (%s)", decision.rung.name, decision.reason)
+        if self.encoder is not None and not decision.rung.audio_only:
+            self.encoder.set_cap(decision.video_cap_bps)
         self.decisions.append((now, decision))
         fps = enc_stats.frames / dt if enc_stats is not None else 0.0
         size = self.scaled.sent_size if self.scaled is not None else None
@@ -244,7 +247,7 @@ class AdaptiveMedia:
         if self.scaled is not None:
             self.scaled.set_rung(rung.width or 2, rung.height or 2, rung.fps)
         if self.encoder is not None and not rung.audio_only:
-            self.encoder.set_rate(rung.video_bps)
+            self.encoder.set_rate(rung.video_bps, rung.fps)
             self.encoder.request_keyframe()  # a clean start at the new size, even if lost
 
 

@@ -11,7 +11,8 @@ How it decides (the libwebrtc rules in ../shared/ANCHORS.md, plus what the lab m
   (video plus a share for retransmissions, and audio) × headroom: it is loss-based (above
   10 % loss cut to sent × (1 − loss/2), not within `loss_holdoff_s` of a step down; below
   2 % grow 8 %/s, never past 2 × what is really sent) and delay-based (RTT 150 ms above its
-  recent floor means a queue: cut to 0.85 × sent).
+  recent floor means a queue: cut to 0.85 × sent; only without a REMB, which is itself
+  delay-based: aiortc's RTT from receiver reports is too noisy to second it).
 - Audio is reserved first and never cut.
 - Down is fast: as soon as the current rung does not fit, jump straight to the best rung
   that does (several rungs at once if needed), or to audio-only below the lowest rung. A
@@ -20,9 +21,11 @@ How it decides (the libwebrtc rules in ../shared/ANCHORS.md, plus what the lab m
 - Up is careful: one rung at a time, only when the next rung fits with a margin, smoothed
   loss is low and the RTT calm for `up_hold_s`, and not soon after a drop. A REMB grows
   only to 1.5× what it receives, so a REMB near that ceiling does not stop the next step
-  (it is app-limited, not a measure of the link) and a climb is itself the probe: one undone
-  within `probe_window_s` doubles the wait before that rung is tried again, up to
-  `retry_max_s` (kept short: probing is the only way to learn that a link got better).
+  (it is app-limited, not a measure of the link) and a climb is itself the probe. One
+  undone within `probe_window_s` doubles the wait before that rung is tried again: up to
+  `retry_max_s` when the receiver's REMB stopped it (cheap, so kept short: probing is the
+  only way to learn that a link got better), up to `retry_max_lossy_s` when packets were
+  lost (and then it goes straight back to the rung it came from).
 - The CPU is an input too: when encoding a frame takes more than `cpu_budget` of the frame
   interval, the ladder steps down and does not climb back above that rung for `cpu_hold_s`.
 - Audio-only is left by itself: after `audio_only_retry_s` of calm audio the lowest video
@@ -95,15 +98,20 @@ class LadderConfig:
     # The longest wait between failed probes. Short, because probing is the only way to learn
     # that a link got better (a REMB only grows to 1.5× what it receives).
     retry_max_s: float = 10.0
-    loss_up_max: float = 0.03  # climb only while the smoothed loss is below this
+    retry_max_lossy_s: float = 60.0  # ... unless the failed climb cost lost packets
+    loss_up_max: float = 0.05  # climb only while the smoothed loss is below this
     loss_down: float = 0.10  # above this loss the loss-based estimate is cut
     loss_grow: float = 0.02  # below this loss the loss-based estimate grows
     # After a step down, loss reports still describe the old rate for about an RTCP interval.
-    loss_holdoff_s: float = 2.0
+    loss_holdoff_s: float = 3.0
     rtt_rise_s: float = 0.15  # RTT this far above its recent floor = a queue is building
     rtt_window_s: float = 30.0
     remb_stale_s: float = 5.0
     remb_catchup_s: float = 3.0  # a rising REMB below our rate gets this long to catch up
+    # A REMB between this share of the rung's video rate and the rate itself keeps the rung
+    # and caps the video rate (frames are skipped): the rung below is ~30 % less, and an
+    # aiortc receiver's REMB dips 15 % at a jitter burst; stepping at once would cascade.
+    remb_tolerance: float = 0.8
     # REMB this many times our video rate is at a receiver's app-limited ceiling (1.5×).
     remb_app_limited: float = 1.35
     cpu_budget: float = 0.6  # encoding may take this share of the frame interval
@@ -112,7 +120,7 @@ class LadderConfig:
     # Trying video costs a link that barely carries the audio: back off further.
     audio_only_retry_max_s: float = 60.0
     # With no probe result, start as if the link carried this much.
-    default_start_bps: float = 500_000.0
+    default_start_bps: float = 300_000.0
 
     def __post_init__(self) -> None:
         if not self.rungs:
@@ -145,6 +153,9 @@ class Decision:
     reason: str  # why this rung: start, hold, remb, loss, delay, cpu, up, video-retry, ...
     estimate_bps: float  # the link estimate the decision used (audio + video)
     quality: str  # one of QUALITY_WORDS
+    # The video rate to hold to now: the rung's, or less while a REMB is under it but not
+    # far enough under to change rung (the sender skips frames rather than change size).
+    video_cap_bps: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -188,8 +199,10 @@ class Ladder:
         self._quality = "fair"
         self._reason = "start"
         self._prev_remb: float | None = None
-        self._remb_low: tuple[float, float] | None = None  # (since, value) below our rate
         self._loss_avg: float | None = None
+        self._use_rtt = True
+        self._remb_cap: float | None = None
+        self._remb_under = False
 
     # ------------------------------------------------------------ reading
 
@@ -221,7 +234,10 @@ class Ladder:
         return AUDIO_ONLY if index >= len(self.rungs) else self.rungs[index]
 
     def decision(self, changed: bool = False) -> Decision:
-        return Decision(self.rung, changed, self._reason, self._estimate, self._quality)
+        cap = float(self.rung.video_bps)
+        if self._remb_cap is not None:
+            cap = min(cap, self._remb_cap)
+        return Decision(self.rung, changed, self._reason, self._estimate, self._quality, cap)
 
     # ------------------------------------------------------------ deciding
 
@@ -237,11 +253,15 @@ class Ladder:
 
         congested_by = self._update_loss_estimate(s, dt)
         own, own_reason = self._loss_est * cfg.headroom, congested_by or "loss"
-        if self._queue_building(s):
+        # Our own delay check only stands in for a receiver that sends no REMB (a REMB is
+        # itself delay-based, and aiortc's RTT from receiver reports is too noisy to second it).
+        self._use_rtt = remb is None and not self.rung.audio_only
+        if self._use_rtt and self._queue_building(s):
             sent = s.sent_bps if s.sent_bps else self.wire_bps(self.rung)
             if 0.85 * sent < own:
                 own, own_reason = 0.85 * sent, "delay"
-        remb = self._remb_that_counts(remb)
+        self._remb_under = remb is not None and remb < self.rung.video_bps
+        remb, self._remb_cap = self._remb_that_counts(remb)
         limits = _Limits(remb=remb, own=own)
         # What binds: REMB is compared with what we send, our own estimate with what we need.
         remb_binds = remb is not None and remb / max(1.0, self.rung.video_bps) < own / max(
@@ -259,8 +279,24 @@ class Ladder:
         if self._cpu_overloaded(s) and self._index < len(self.rungs) - 1:
             self._step_to(self._index + 1, "cpu")
             self._cpu_cap = (self._index, self.now + cfg.cpu_hold_s)
-        elif not self._fits(self._index, limits):
-            self._step_to(self._best_index(limits), reason)
+        elif not self._fits(self._index, limits, remb_margin=cfg.remb_tolerance):
+            index = self._best_index(limits)
+            up = self._last_up
+            if (
+                reason == "loss"
+                and up is not None
+                and self.now - up[0] <= cfg.probe_window_s
+                and up[1] < len(self.rungs)
+                and index > up[1]
+            ):
+                # A climb that did not hold: go back to where it came from (that rung was
+                # fine a moment ago), not as far as the loss formula would, unless the
+                # receiver's own estimate says lower.
+                index = up[1]
+                self._loss_est = max(
+                    self._loss_est, self.need_bps(self.rungs[index]) / cfg.headroom
+                )
+            self._step_to(index, reason)
         else:
             self._maybe_up(s, limits)
         self._quality = self._quality_word(s)
@@ -270,11 +306,14 @@ class Ladder:
 
     # ------------------------------------------------------------ pieces
 
-    def _fits(self, index: int, limits: _Limits, margin: float = 1.0) -> bool:
+    def _fits(
+        self, index: int, limits: _Limits, margin: float = 1.0, remb_margin: float | None = None
+    ) -> bool:
         if index >= len(self.rungs):
             return True  # audio-only is what we fall back to; its audio is never cut
         rung = self.rungs[index]
-        if limits.remb is not None and rung.video_bps * margin > limits.remb:
+        remb_margin = margin if remb_margin is None else remb_margin
+        if limits.remb is not None and rung.video_bps * remb_margin > limits.remb:
             return False
         return self.need_bps(rung) * margin <= limits.own
 
@@ -296,11 +335,12 @@ class Ladder:
                 # The last climb did not hold: wait longer before trying that rung again.
                 target = up[1] - 1
                 from_audio_only = up[1] >= len(self.rungs)
-                first, cap = (
-                    (cfg.audio_only_retry_s / 2, cfg.audio_only_retry_max_s)
-                    if from_audio_only
-                    else (cfg.up_hold_s, cfg.retry_max_s)
-                )
+                if from_audio_only:
+                    first, cap = cfg.audio_only_retry_s / 2, cfg.audio_only_retry_max_s
+                elif reason == "remb":  # the receiver saw a queue: a cheap lesson, retry soon
+                    first, cap = cfg.up_hold_s, cfg.retry_max_s
+                else:  # packets were lost (pictures froze): try that rung much more rarely
+                    first, cap = cfg.up_hold_s, cfg.retry_max_lossy_s
                 probe = self._probes.setdefault(target, _Probe(first))
                 probe.wait_s = min(cap, probe.wait_s * 2)
                 probe.last_fail = self.now
@@ -312,25 +352,26 @@ class Ladder:
         self._calm_since = None
         self._reason = reason
 
-    def _remb_that_counts(self, remb: float | None) -> float | None:
-        """REMB below our video rate counts at once when it has just been cut (the receiver saw
-        a queue). One that is below us but still rising is catching up with a rate it has not
-        seen yet (after a climb, or when video restarts): it counts only once it has stopped
-        rising for `remb_catchup_s`."""
+    def _remb_that_counts(self, remb: float | None) -> tuple[float | None, float | None]:
+        """(REMB for rung decisions, REMB as a cap on the video rate).
+
+        Below our video rate a REMB counts for the rung at once when it has just been cut
+        (the receiver saw a queue). Otherwise it counts only from `remb_catchup_s` after the
+        last rung change (until then it may only be catching up with a rate it has not seen
+        yet: after a climb, or when video restarts after audio-only), and not while it is
+        still rising (the receiver is growing its estimate again). Outside that first
+        catch-up time it always caps the video rate: the sender skips frames rather than
+        send more than the receiver asks for.
+        """
         prev, self._prev_remb = self._prev_remb, remb
-        if remb is None:
-            self._remb_low = None
-            return None
-        if remb >= self.rung.video_bps or self.rung.audio_only:
-            self._remb_low = None
-            return remb
+        if remb is None or remb >= self.rung.video_bps or self.rung.audio_only:
+            return remb, None
         if prev is not None and remb < prev * 0.97:
-            return remb  # cut
-        if self._remb_low is None or remb > self._remb_low[1] * 1.05:
-            self._remb_low = (self.now, remb)  # (still) rising: wait from here
-        if self.now - self._remb_low[0] >= self.config.remb_catchup_s:
-            return remb
-        return None
+            return remb, remb  # cut
+        if self.now - self._changed_at < self.config.remb_catchup_s:
+            return None, None
+        rising = prev is not None and remb > prev * 1.03
+        return (None if rising else remb), remb
 
     def _update_loss_estimate(self, s: LinkSample, dt: float) -> str | None:
         cfg = self.config
@@ -338,11 +379,13 @@ class Ladder:
         if s.loss is None:
             return None
         self._loss_avg = s.loss if self._loss_avg is None else 0.7 * self._loss_avg + 0.3 * s.loss
-        if s.loss > cfg.loss_down:
+        # Smoothed: one report covers a second or so, and on a link with random loss a
+        # single report of 10 % is chance; a queue overflowing keeps it high.
+        if self._loss_avg > cfg.loss_down:
             if self.now - self._last_down < cfg.loss_holdoff_s:
                 return None  # a receiver report describes the time before we stepped down
             base = sent if sent else self._loss_est
-            self._loss_est = min(self._loss_est, base * (1 - 0.5 * s.loss))
+            self._loss_est = min(self._loss_est, base * (1 - 0.5 * self._loss_avg))
             return "loss"
         if s.loss < cfg.loss_grow and dt > 0:
             grown = self._loss_est * 1.08 ** min(dt, 1.0)
@@ -372,6 +415,10 @@ class Ladder:
         cfg = self.config
         if self._loss_avg is not None and self._loss_avg > cfg.loss_up_max:
             return False
+        if self._remb_under:  # the receiver wants less than this rung already sends
+            return False
+        if not self._use_rtt:
+            return True
         return not (self._rtts and s.rtt_s is not None and self._queue_building_now(s.rtt_s))
 
     def _queue_building_now(self, rtt: float) -> bool:

@@ -7,6 +7,11 @@ delivered the padding, so that rate — over the later half of the probe, once T
 its window — is the estimate the call starts from (kiosk/ladder.py picks the rung). The hub
 is on the clinic's side of the patient's home link, which is the link that limits a call.
 
+The padding is random (base64 of random bytes), fresh for every message: the WebSocket
+compresses (permessage-deflate), and repeated or regular padding would shrink to nothing on
+the wire and measure nothing. What each message costs on the wire is estimated by deflating
+one like it (about 3/4 of its length: base64 carries 6 bits a character).
+
 `estimate_bps` is pure; `LinkProbe` does the sending (through the hub link's `send`) and is
 fed the acks by kiosk/core.py.
 """
@@ -14,8 +19,11 @@ fed the acks by kiosk/core.py.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import os
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +62,9 @@ class LinkProbe:
     _in_flight: int = 0
     _acked: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def _pad(self) -> str:
+        return base64.b64encode(os.urandom(self.message_bytes * 3 // 4)).decode()
+
     def on_ack(self, seq: int) -> None:
         size = self._sizes.pop(seq, None)
         if size is None:
@@ -68,14 +79,17 @@ class LinkProbe:
 
     async def run(self) -> float | None:
         """Probe for `duration_s` (stops early if the link goes); returns the estimate."""
-        pad = "x" * self.message_bytes
+        sample = self._pad()
+        # Bytes on the wire per message, after the socket's deflate (raw, as in RFC 7692).
+        deflate = zlib.compressobj(wbits=-15)
+        wire = len(deflate.compress(sample.encode()) + deflate.flush())
         seq = 0
         deadline = self.clock() + self.duration_s
         while self.clock() < deadline:
             while self._in_flight + self.message_bytes <= self.window_bytes:
-                if not self.send({"type": DeviceSays.PROBE, "seq": seq, "pad": pad}):
+                if not self.send({"type": DeviceSays.PROBE, "seq": seq, "pad": self._pad()}):
                     return self.result_bps  # the hub link is down: keep what we have
-                self._sizes[seq] = self.message_bytes
+                self._sizes[seq] = wire
                 self._in_flight += self.message_bytes
                 seq += 1
             self._acked.clear()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import fractions
 import math
 import queue
 import threading
@@ -327,6 +328,8 @@ VP8_OPTIONS = {
     "max-intra-rate": "400",
 }
 VP8_QMAX = 63
+VPX_CLOCK = 90_000
+VPX_TIME_BASE = fractions.Fraction(1, VPX_CLOCK)
 
 
 class AdaptiveVp8Encoder(aiortc_vpx.Vp8Encoder):
@@ -339,7 +342,7 @@ class AdaptiveVp8Encoder(aiortc_vpx.Vp8Encoder):
     thread; the loop talks to it only through `set_rate`, `request_keyframe` and `take_stats`.
     """
 
-    def __init__(self, rate_bps: int = 300_000, *, cpu_used: int = -6) -> None:
+    def __init__(self, rate_bps: int = 300_000, *, fps: float = 0.0, cpu_used: int = -6) -> None:
         super().__init__()
         self._lock = threading.Lock()
         self._wanted = int(rate_bps)
@@ -350,6 +353,8 @@ class AdaptiveVp8Encoder(aiortc_vpx.Vp8Encoder):
         self._rebuild = False
         self._codec_target = 0
         self._last_t: float | None = None
+        self._fps = fps  # the rung's frame rate (0: unknown)
+        self._vpts = 0  # libvpx's own clock, in VPX_TIME_BASE units
         self._stats = EncoderStats()
         self._reformatter = VideoReformatter()
         self.remb_bps: int | None = None
@@ -378,13 +383,20 @@ class AdaptiveVp8Encoder(aiortc_vpx.Vp8Encoder):
             self._keyframe = False
             rebuild = self._rebuild
             self._rebuild = False
-        dt = 0.0 if self._last_t is None else max(0.0, min(1.0, t - self._last_t))
-        self._last_t = t
         if not keyframe and not self._guard.allow(t):
             with self._lock:
                 self._stats.skipped += 1
-            self._calibrator.observe(0, dt, self._codec_target)
             return [], None
+        # libvpx sizes each frame by its duration: a frame after a skipped one would get the
+        # skipped one's bits too and the guard could never lower the rate, only the frame
+        # rate. So libvpx sees one frame interval per frame on its own clock; the RTP
+        # timestamp still comes from the camera's.
+        if self._fps:
+            dt = 1.0 / self._fps
+        else:
+            dt = 1 / 30 if self._last_t is None else max(0.0, min(1.0, t - self._last_t))
+        self._last_t = t
+        self._vpts += max(1, round(dt * VPX_CLOCK))
         if frame.format.name != "yuv420p":
             frame = self._reformatter.reformat(frame, format="yuv420p")
         target = self._calibrator.codec_target(wanted)
@@ -400,8 +412,13 @@ class AdaptiveVp8Encoder(aiortc_vpx.Vp8Encoder):
             keyframe = True  # a new encoder starts with one anyway; say so for the stats
         if keyframe:
             frame.pict_type = av.video.frame.PictureType.I
+        pts, time_base = frame.pts, frame.time_base
+        frame.pts, frame.time_base = self._vpts, VPX_TIME_BASE
         started = time.perf_counter()
-        data = b"".join(bytes(p) for p in self.codec.encode(frame))
+        try:
+            data = b"".join(bytes(p) for p in self.codec.encode(frame))
+        finally:
+            frame.pts, frame.time_base = pts, time_base
         spent = time.perf_counter() - started
         bits = len(data) * 8
         self._guard.spent(bits, t)
@@ -424,6 +441,7 @@ class AdaptiveVp8Encoder(aiortc_vpx.Vp8Encoder):
         codec.width, codec.height = width, height
         codec.bit_rate = target
         codec.pix_fmt = "yuv420p"
+        codec.time_base = VPX_TIME_BASE
         codec.gop_size = 3000  # keyframes only when asked (after a switch, or a PLI)
         codec.qmin, codec.qmax = 2, VP8_QMAX
         rate = str(target)
@@ -436,13 +454,20 @@ class AdaptiveVp8Encoder(aiortc_vpx.Vp8Encoder):
 
     # -- what Porchlight calls (from the loop) -----------------------------------------------
 
-    def set_rate(self, rate_bps: int) -> None:
-        """Send about `rate_bps` of video from the next frame on (with a keyframe)."""
+    def set_rate(self, rate_bps: int, fps: float = 0.0) -> None:
+        """Send about `rate_bps` of video at about `fps` frames a second from the next frame
+        on (with a keyframe)."""
+        self._fps = fps
         with self._lock:
             if int(rate_bps) != self._wanted:
                 self._wanted = int(rate_bps)
                 self._keyframe = True
         self._guard.set_rate(rate_bps)
+
+    def set_cap(self, cap_bps: float) -> None:
+        """Hold the output to `cap_bps` (at most the rate) by skipping frames: no new
+        encoder, no keyframe. For a receiver's REMB a little under the rung's rate."""
+        self._guard.set_rate(min(float(self._wanted), cap_bps))
 
     def request_keyframe(self) -> None:
         with self._lock:

@@ -54,8 +54,9 @@ class SimLink:
 
 
 def sent_for(ladder: Ladder) -> float:
-    """What the sender puts on the wire at the ladder's current rung (video + audio)."""
-    return ladder.rung.video_bps + ladder.config.audio_bps
+    """What the sender puts on the wire at the ladder's current rung and cap (video + audio)."""
+    decision = ladder.decision()
+    return min(decision.rung.video_bps, decision.video_cap_bps) + ladder.config.audio_bps
 
 
 def run(ladder: Ladder, link: SimLink, seconds: float, start: float = 0.0, step: float = 1.0):

@@ -48,8 +48,8 @@ def test_start_rung_comes_from_the_probe() -> None:
     assert Ladder(start_bps=3_000_000).rung.name == "720p30"
     assert Ladder(start_bps=320_000).rung.name == "180p15"
     assert Ladder(start_bps=60_000).rung == AUDIO_ONLY
-    # No probe: a modest start, not the top.
-    assert Ladder().rung.name == "270p20"
+    # No probe: a low start (climbing costs seconds, starting too high costs freezes).
+    assert Ladder().rung.name == "180p15"
 
 
 def test_max_height_caps_the_ladder() -> None:
@@ -61,7 +61,11 @@ def test_max_height_caps_the_ladder() -> None:
 def over_capacity_share(ladder: Ladder, history, capacity, after: float) -> float:
     """Share of samples after `after` in which the rung sends more than the link carries."""
     late = [(t, d) for t, d in history if t > after]
-    over = [t for t, d in late if ladder.wire_bps(d.rung) > 1.05 * capacity(t)]
+    over = [
+        t
+        for t, d in late
+        if min(d.rung.video_bps, d.video_cap_bps) + ladder.config.audio_bps > 1.05 * capacity(t)
+    ]
     return len(over) / len(late)
 
 
@@ -104,16 +108,18 @@ def test_rural_link_keeps_at_least_180p15_with_two_percent_loss() -> None:
 
 
 def test_failed_climbs_back_off() -> None:
-    """Capacity just under the next rung: the ladder tries it, one second at a time, with
-    growing pauses up to retry_max_s (probing is how it learns that a link got better)."""
+    """A link that cannot carry the next rung even at the lowest cap the ladder would hold it
+    at: the ladder tries it, one step at a time, with growing pauses (probing is how it
+    learns that a link got better)."""
     ladder = Ladder(start_bps=700_000)
-    need_360p30 = ladder.wire_bps(next(r for r in DEFAULT_RUNGS if r.name == "360p30"))
-    capacity = steps((0, need_360p30 * 0.95))
+    next_rung = next(r for r in DEFAULT_RUNGS if r.name == "360p30")
+    capacity = steps((0, ladder.config.audio_bps + 0.75 * next_rung.video_bps))
     history = run(ladder, SimLink(capacity), 300)
-    ups = [t for (t, d) in history if d.changed and d.reason == "up"]
-    gaps = [b - a for a, b in itertools.pairwise(ups)]
-    assert gaps and min(gaps) >= ladder.config.up_hold_s
-    assert sum(gaps[-5:]) / 5 >= ladder.config.retry_max_s
+    tries = [t for (t, d) in history if d.changed and d.reason == "up" and d.rung == next_rung]
+    gaps = [b - a for a, b in itertools.pairwise(tries)]
+    assert len(tries) >= 3 and gaps[0] >= ladder.config.up_hold_s
+    assert min(gaps[1:]) >= ladder.config.retry_max_s  # the wait grew, up to retry_max_s
+    assert len(tries) <= 300 / ladder.config.retry_max_s
     assert over_capacity_share(ladder, history, capacity, 10) <= 0.15
 
 
@@ -123,10 +129,11 @@ def test_audio_only_when_video_cannot_fit_and_back_by_itself() -> None:
     history = run(ladder, link, 90)
     assert next(t for t, d in history if d.rung.audio_only) <= 11
     during = [(t, d) for t, d in history if 13 <= t <= 40]
-    # Only single-second retries of the lowest rung, at least audio_only_retry_s apart.
-    video = [t for t, d in during if not d.rung.audio_only]
+    # Only short retries of the lowest rung, at least audio_only_retry_s apart.
+    retries = [t for t, d in during if d.changed and d.reason == "video-retry"]
     assert all(d.rung == ladder.rungs[-1] for t, d in during if not d.rung.audio_only)
-    assert all(b - a >= ladder.config.audio_only_retry_s for a, b in itertools.pairwise(video))
+    assert all(b - a >= ladder.config.audio_only_retry_s for a, b in itertools.pairwise(retries))
+    assert sum(1 for t, d in during if not d.rung.audio_only) <= 3 * max(1, len(retries))
     back = [t for t, d in history if t > 40 and not d.rung.audio_only]
     assert back and back[0] - 40 <= 20  # two failed retries: the wait has doubled twice
     assert all(not d.rung.audio_only for t, d in history if t >= back[0])
@@ -227,12 +234,14 @@ def test_properties_on_random_capacity_profiles(segments, loss, start) -> None:
             assert a - b == 1
             assert t - last_up >= ladder.config.up_hold_s
             last_up = t
-        if d.changed and d.reason in ("remb", "loss", "delay"):
+        if d.changed and d.reason in ("remb", "delay"):
             # a drop lands on a rung that fits what was measured (or audio-only)
             if d.reason == "remb":  # REMB is compared with the video alone
                 assert d.rung.audio_only or d.rung.video_bps <= d.estimate_bps
-            else:
+            elif d.reason == "delay":  # (a "loss" drop may go back to the rung it came from)
                 assert d.rung.audio_only or ladder.need_bps(d.rung) <= d.estimate_bps
+        # The video cap never exceeds the rung, and follows a REMB under it.
+        assert d.video_cap_bps <= d.rung.video_bps
         assert d.quality in ("good", "fair", "poor")
 
 
@@ -245,6 +254,7 @@ def test_a_steady_link_settles_on_the_best_fit_and_stays(capacity) -> None:
     best = ladder.best_rung_for(capacity)
     order = [*ladder.rungs, AUDIO_ONLY]
     late = [d for t, d in history if t > 60]
-    # Never worse than one rung below the best fit, and rarely over the link (probes).
+    # Never worse than one rung below the best fit, and rarely over the link (probes, and
+    # the sawtooth of a receiver's REMB, which the rate cap follows).
     assert all(order.index(d.rung) <= order.index(best) + 1 for d in late), rung_names(history)
-    assert over_capacity_share(ladder, history, profile, 60) <= 0.15
+    assert over_capacity_share(ladder, history, profile, 60) <= 0.3

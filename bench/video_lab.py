@@ -368,10 +368,17 @@ def chromium_peer_role(args: argparse.Namespace) -> None:
         daemon=True,
     ).start()
     signal.signal(signal.SIGTERM, lambda *a: lines.put("stop"))
+    extra = [f"--use-file-for-fake-video-capture={args.y4m}"] if args.y4m else []
     with sync_playwright() as pw:
-        browser = chromium.launch(pw)
+        browser = chromium.launch(pw, *extra)
         page = browser.new_page()
-        page.goto("about:blank")
+        # getUserMedia needs a secure context; http://localhost is one. Playwright answers the
+        # request itself: no server, no network.
+        blank = "<html><body></body></html>"
+        page.route(
+            "http://localhost/", lambda route: route.fulfill(body=blank, content_type="text/html")
+        )
+        page.goto("http://localhost/")
         if args.offer:
             emit(event="sdp", sdp=page.evaluate(CHROMIUM_PEER_JS, [True, None]))
             answer = json.loads(lines.get())["sdp"]
@@ -551,6 +558,7 @@ class PeerPair:
     lab: netlab.NetLab
     kind: str
     camera: str = "640x480@30"
+    chromium_y4m: Path | None = None  # Chromium's fake camera plays this (else its own)
     sender: Process | None = None
     receiver: Process | None = None
     reports: dict[str, Any] = field(default_factory=dict)
@@ -558,6 +566,8 @@ class PeerPair:
     def _role(self, ns: str, addr: str, name: str, offer: bool) -> Process:
         if self.kind == "chromium":
             argv = ["chromium-peer"]
+            if self.chromium_y4m is not None:
+                argv += ["--y4m", str(self.chromium_y4m)]
         else:
             argv = ["peer", "--kind", self.kind, "--camera", self.camera]
         argv += ["--addr", addr, "--out", str(self.work / f"{name}.json")]
@@ -613,6 +623,7 @@ def main() -> None:
     parser.add_argument("--kind", choices=["stock", "porchlight"], default="porchlight")
     parser.add_argument("--offer", action="store_true")
     parser.add_argument("--admit-after", type=float, default=3.0)
+    parser.add_argument("--y4m", help="chromium-peer: the fake camera plays this file")
     args = parser.parse_args()
     if args.role == "chromium-peer":
         chromium_peer_role(args)

@@ -29,6 +29,7 @@ from porchlight.kiosk.questionnaire import (
     Questionnaire,
     is_enabled,
 )
+from porchlight.protocol import MAX_STILL_BYTES
 
 MAX_ID_TEXT = 64
 MAX_FAULT_DETAIL = 500
@@ -41,9 +42,11 @@ class RecordKind(StrEnum):
     HELP_REQUEST = "help_request"  # the patient held the button: "please call me"
     SURVEY = "survey"  # the patient's rating of a call, and whether they would use video again
     CALL_QUALITY = "call_quality"  # what the kiosk measured of one call (no content, only times)
+    STILL = "still"  # a full-resolution photo taken in a call; its bytes go up first (issue 10)
 
 
 HELP_HOW = frozenset({"held_button"})
+STILL_TYPES = frozenset({"image/jpeg"})
 MAX_CALL_S = 24 * 3600.0
 MAX_VIDEO_HEIGHT = 4320
 
@@ -397,8 +400,33 @@ def _seconds(value: Any, what: str, limit: float = MAX_CALL_S) -> float:
     return float(value)
 
 
+def _check_still_body(body: Mapping[str, Any]) -> None:
+    _check_body_keys(body, {"call_id", "width", "height", "content_type", "size", "sha256"})
+    if body["call_id"] is not None:
+        _short_text(body["call_id"], "call_id")
+    for side in ("width", "height"):
+        value = body[side]
+        if type(value) is not int or not 16 <= value <= 8192:
+            raise BadInput(f"{side} must be a whole number of pixels from 16 to 8192")
+    if body["content_type"] not in STILL_TYPES:
+        raise BadInput(f"content_type must be one of {', '.join(sorted(STILL_TYPES))}")
+    size = body["size"]
+    if type(size) is not int or not 0 < size <= MAX_STILL_BYTES:
+        raise BadInput(f"size must be a whole number of bytes from 1 to {MAX_STILL_BYTES}")
+    digest = body["sha256"]
+    if not (
+        isinstance(digest, str)
+        and len(digest) == 64
+        and all(c in "0123456789abcdef" for c in digest)
+    ):
+        raise BadInput("sha256 must be 64 lower-case hexadecimal digits")
+
+
 def _check_call_body(kind: RecordKind, body: Mapping[str, Any]) -> None:
-    """Help requests, survey answers and call-quality summaries."""
+    """Help requests, survey answers, stills and call-quality summaries."""
+    if kind is RecordKind.STILL:
+        _check_still_body(body)
+        return
     if kind is RecordKind.HELP_REQUEST:
         _check_body_keys(body, {"how"})
         if body["how"] not in HELP_HOW:

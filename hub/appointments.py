@@ -46,7 +46,7 @@ from starlette.concurrency import run_in_threadpool
 
 from porchlight.config import load as load_config
 from porchlight.errors import BadInput
-from porchlight.hub.auth import PersonIdentity, require_person
+from porchlight.hub.auth import PersonIdentity, require_patient_access, require_person
 from porchlight.hub.bus import device_topic
 from porchlight.hub.db import UTCDateTime, metadata, patients
 from porchlight.hub.services import Clock, services
@@ -409,6 +409,24 @@ def record_outcome(
     return _row(row._mapping)
 
 
+def move(engine: Engine, appointment_id: str, starts_at: datetime) -> bool:
+    """Move an appointment nobody has joined, called or cancelled to a new time."""
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(appointments)
+            .where(
+                appointments.c.id == appointment_id,
+                appointments.c.kind == Kind.BOOKED.value,
+                appointments.c.cancelled_at.is_(None),
+                appointments.c.outcome.is_(None),
+                appointments.c.call_id.is_(None),
+                appointments.c.joined_at.is_(None),
+            )
+            .values(starts_at=starts_at)
+        )
+    return done.rowcount == 1
+
+
 def cancel(engine: Engine, appointment_id: str, now: datetime) -> bool:
     with engine.begin() as conn:
         done = conn.execute(
@@ -611,6 +629,19 @@ def local_day_bounds(day: date, now: datetime) -> tuple[datetime, datetime]:
     return start, datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
 
 
+def check_start(starts: datetime, now: datetime, rules: AppointmentRules) -> datetime:
+    """A start time a person may book: with a zone, not over, not too far ahead."""
+    if starts.tzinfo is None:
+        raise BadInput("starts_at needs a time zone (e.g. 2025-03-04T14:30:00Z)")
+    if starts < now - rules.dna_after:
+        raise BadInput("That time has already passed. Choose a date and time still to come.")
+    if starts > now + timedelta(days=rules.max_ahead_days):
+        raise BadInput(
+            f"That is too far ahead: book at most {rules.max_ahead_days} days from today."
+        )
+    return starts
+
+
 def _visible(store: Store, person: PersonIdentity, appointment_id: str) -> Appointment:
     """The appointment, if it belongs to one of the person's teams; else 404 (other teams'
     appointments are not acknowledged to exist)."""
@@ -636,13 +667,7 @@ async def book_appointment(body: BookIn, request: Request, person: CareTeam) -> 
         team = hub.store.team_of_patient(body.patient_id)
         if patient is None or not can_see(person.teams, team):
             raise HTTPException(404, "No such patient in your care teams.")
-        starts = body.starts_at
-        if starts.tzinfo is None:
-            raise BadInput("starts_at needs a time zone (e.g. 2025-03-04T14:30:00Z)")
-        if starts < now - rules.dna_after:
-            raise BadInput("starts_at is in the past; book a time still to come")
-        if starts > now + timedelta(days=rules.max_ahead_days):
-            raise BadInput(f"book at most {rules.max_ahead_days} days ahead")
+        starts = check_start(body.starts_at, now, rules)
         assert team is not None
         appt = book(hub.store.engine, patient.id, team, starts, by=person.username, now=now)
         return _out(appt, patient.display_name, now)
@@ -689,6 +714,87 @@ async def cancel_appointment(
     out = await run_in_threadpool(work)
     await hub.signalling.bus.publish(device_topic(out.patient_id), PLAN_CHANGED)
     return out
+
+
+class MoveIn(BaseModel):
+    starts_at: datetime = Field(description="the new start, ISO 8601 with a time zone")
+
+
+@router.post(
+    "/api/appointments/{appointment_id}/move",
+    response_model=AppointmentOut,
+    summary="Move an appointment to another time (not once joined, called or cancelled)",
+)
+async def move_appointment(
+    appointment_id: str, body: MoveIn, request: Request, person: CareTeam
+) -> AppointmentOut:
+    hub = services(request)
+    rules = rules_of(request)
+
+    def work() -> AppointmentOut:
+        appt = _visible(hub.store, person, appointment_id)
+        starts = check_start(body.starts_at, hub.clock(), rules)
+        if not move(hub.store.engine, appt.id, starts):
+            raise BadInput(
+                "This appointment has already started, happened or been cancelled; "
+                "book a new one instead."
+            )
+        return _named(hub.store, appt.id, hub.clock())
+
+    out = await run_in_threadpool(work)
+    await hub.signalling.bus.publish(device_topic(out.patient_id), PLAN_CHANGED)
+    return out
+
+
+PatientCareTeam = Annotated[
+    PersonIdentity, Depends(require_patient_access(Role.CLINICIAN, Role.NURSE))
+]
+
+
+@router.get(
+    "/api/patients/{patient_id}/appointments",
+    response_model=list[AppointmentOut],
+    summary="A patient's appointments still to come (booked, not cancelled, not over)",
+)
+def patient_appointments(
+    patient_id: str, request: Request, person: PatientCareTeam
+) -> list[AppointmentOut]:
+    hub = services(request)
+    rules = rules_of(request)
+    now = hub.clock()
+    patient = hub.store.get_patient(patient_id) if len(patient_id) <= 64 else None
+    if patient is None:
+        raise HTTPException(404, "No such patient in your care teams.")
+    rows = upcoming_for_patient(
+        hub.store.engine, patient.id, now, rules, days=rules.max_ahead_days + 1
+    )
+    return [_out(appt, patient.display_name, now) for appt in rows]
+
+
+class CarePatientOut(BaseModel):
+    patient_id: str
+    display_name: str
+    team_id: str | None
+    team_name: str | None
+
+
+@router.get(
+    "/api/care/patients",
+    response_model=list[CarePatientOut],
+    summary="Your care teams' patients (to book an appointment for one)",
+)
+def care_patients(request: Request, person: CareTeam) -> list[CarePatientOut]:
+    hub = services(request)
+    names = {t.id: t.name for t in hub.store.list_teams()}
+    return [
+        CarePatientOut(
+            patient_id=p.id,
+            display_name=p.display_name,
+            team_id=p.team_id,
+            team_name=names.get(p.team_id or ""),
+        )
+        for p in hub.store.patients_in_teams(person.teams)
+    ]
 
 
 def _named(store: Store, appointment_id: str, now: datetime) -> AppointmentOut:

@@ -222,6 +222,20 @@ MATRIX: dict[tuple[str, str], tuple[Callable[[World], Call], dict[str, int | str
         lambda w: Call("POST", f"/api/appointments/{uuid.uuid4()}/cancel"),
         cells(403, **PEOPLE_ONLY, clin_x=404, clin_y=404, nurse_x=404, nurse_y=404),
     ),
+    ("POST", "/api/appointments/{appointment_id}/move"): (
+        lambda w: Call(
+            "POST", f"/api/appointments/{uuid.uuid4()}/move", {"starts_at": "2025-03-05T10:00:00Z"}
+        ),
+        cells(403, **PEOPLE_ONLY, clin_x=404, clin_y=404, nurse_x=404, nurse_y=404),
+    ),
+    ("GET", "/api/patients/{patient_id}/appointments"): (
+        lambda w: Call("GET", f"/api/patients/{w.patient_a}/appointments"),
+        cells(403, **PEOPLE_ONLY, clin_x=200, nurse_x=200),
+    ),
+    ("GET", "/api/care/patients"): (
+        lambda w: Call("GET", "/api/care/patients"),
+        cells(403, **PEOPLE_ONLY, clin_x=200, clin_y=200, nurse_x=200, nurse_y=200),
+    ),
     ("POST", "/api/appointments/{appointment_id}/outcome"): (
         lambda w: Call(
             "POST", f"/api/appointments/{uuid.uuid4()}/outcome", {"outcome": "completed"}

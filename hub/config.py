@@ -44,6 +44,9 @@ class HubConfig:
     # PostgreSQL only: an instance whose heartbeat is this old is taken for dead, and its
     # kiosks and clinic pages count as dropped (hub/shared_room.py).
     instance_dead_after_s: float = 10.0
+    # Each care team's practice patient, whose simulated kiosk clinicians can ring to rehearse
+    # (hub/practice.py). The kiosk process starts only when someone rings it.
+    practice_patient: bool = True
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

@@ -10,6 +10,11 @@ A file SQLite cannot read is moved aside (`outbox.db.corrupt-<time>`), a fresh o
 and the fault is kept in the fresh file until the sync worker reports it to the hub as a
 `device_fault` record. If not even a fresh file can be made (disk gone read-only), the outbox
 runs in memory and says so (`durable` is False) rather than crash-loop.
+
+A still (issue 10) keeps its JPEG in the `stills` table, written in the same transaction as its
+record, with the offset the hub has confirmed (`uploaded`): its bytes go up first, resuming from
+there after a restart, and its record enters batches only once the hub has every byte. The
+bytes are deleted with the record when it is purged.
 """
 
 from __future__ import annotations
@@ -30,13 +35,14 @@ import uuid6
 
 from porchlight.config import default_data_dir
 from porchlight.errors import DeviceFault
-from porchlight.kiosk.records import Record, fault_record
+from porchlight.kiosk.records import Record, RecordKind, fault_record
 from porchlight.kiosk.sync_policy import Entry, EntryStatus
 
 log = logging.getLogger(__name__)
 
 OUTBOX_FILE = "outbox.db"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: the stills table (issue 10); a version 1 file is upgraded in place
+KNOWN_VERSIONS = frozenset({"1", SCHEMA_VERSION})
 
 
 def _default_path() -> Path:
@@ -61,11 +67,24 @@ def new_record_id() -> str:
 
 
 @dataclass(frozen=True)
+class StillUpload:
+    """A still whose bytes are not all on the hub yet: what the worker needs to send them."""
+
+    record_id: str
+    size: int
+    sha256: str
+    uploaded: int  # bytes the hub has confirmed
+    attempts: int
+
+
+@dataclass(frozen=True)
 class OutboxStatus:
     counts: dict[str, int]
     oldest_unsent_age_s: float | None
     durable: bool
     faults_waiting: int
+    stills_pending: int = 0  # stills whose record the hub has not acknowledged yet
+    still_bytes_left: int = 0  # of those, bytes the hub has not confirmed yet
 
     @property
     def unsent(self) -> int:
@@ -137,9 +156,43 @@ def _create_schema(db: sqlite_utils.Database) -> None:
         {"id": int, "code": str, "detail": str, "at": float}, pk="id", if_not_exists=True
     )
     db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+    _create_stills(db)
     db.execute(
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", [SCHEMA_VERSION]
     )
+
+
+def _create_stills(db: sqlite_utils.Database) -> None:
+    db["stills"].create(
+        {
+            "record_id": str,
+            "data": bytes,  # the JPEG, as the hub must receive it
+            "size": int,
+            "sha256": str,
+            "uploaded": int,  # the offset the hub last confirmed: resume from here
+        },
+        pk="record_id",
+        foreign_keys=[("record_id", "records", "id")],
+        not_null={"data", "size", "sha256", "uploaded"},
+        defaults={"uploaded": 0},
+        if_not_exists=True,
+    )
+
+
+def _migrate(db: sqlite_utils.Database) -> None:
+    """Bring a file of an older known version up to this one, in one transaction."""
+    row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    if row is None or row[0] == SCHEMA_VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if row[0] == "1":
+            _create_stills(db)
+        db.execute("UPDATE meta SET value=? WHERE key='schema_version'", [SCHEMA_VERSION])
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 class _Unreadable(Exception):
@@ -163,7 +216,7 @@ def _readable(db: sqlite_utils.Database) -> None:
             raise _Unreadable("quick_check failed")
         if "meta" in db.table_names():
             version = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if version is not None and version[0] != SCHEMA_VERSION:
+            if version is not None and version[0] not in KNOWN_VERSIONS:
                 raise _Unreadable("unknown outbox schema version")
     except sqlite3.Error as exc:
         if _is_corrupt(exc):
@@ -229,6 +282,7 @@ class Outbox:
             db = _connect(path, config.busy_timeout_ms)
             _readable(db)
             _create_schema(db)
+            _migrate(db)
             opened, db = db, None
             return opened
         except _Unreadable as exc:
@@ -295,10 +349,16 @@ class Outbox:
 
     def add_many(self, records: Iterable[Record], *, now: float) -> None:
         """Store several records (e.g. a peripheral's saved readings) in one transaction."""
+        with self._saving() as db:
+            for record in records:
+                self._insert(db, record, now)
+
+    @contextlib.contextmanager
+    def _saving(self) -> Iterator[sqlite_utils.Database]:
+        """A write transaction for new records, its SQLite errors said as DeviceFault."""
         try:
             with self._write() as db:
-                for record in records:
-                    self._insert(db, record, now)
+                yield db
         except sqlite3.IntegrityError:
             raise DeviceFault("a record with this id is already in the outbox") from None
         except sqlite3.DatabaseError as exc:
@@ -306,6 +366,19 @@ class Outbox:
                 f"could not save to the outbox ({type(exc).__name__}); restart the kiosk so "
                 "the outbox can recover"
             ) from None
+
+    def add_still(self, record: Record, data: bytes, *, now: float) -> None:
+        """Store a still's record, its outbox entry and its bytes in one transaction. The
+        caller has checked that `record` (kind `still`) describes `data` (size, sha256)."""
+        if record.kind is not RecordKind.STILL:
+            raise DeviceFault("add_still takes a still record; use add for other records")
+        with self._saving() as db:
+            self._insert(db, record, now)
+            db.execute(
+                "INSERT INTO stills (record_id, data, size, sha256, uploaded) "
+                "VALUES (?, ?, ?, ?, 0)",
+                [record.id, sqlite3.Binary(data), len(data), record.body["sha256"]],
+            )
 
     @staticmethod
     def _insert(db: sqlite_utils.Database, record: Record, now: float) -> None:
@@ -350,11 +423,70 @@ class Outbox:
     def due_entries(self, now: float, limit: int) -> list[Entry]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, record_id, patient_id, size, attempts, next_try_at, status "
-                "FROM outbox WHERE status='pending' AND next_try_at <= ? ORDER BY seq LIMIT ?",
+                "SELECT o.seq, o.record_id, o.patient_id, o.size, o.attempts, o.next_try_at, "
+                "o.status FROM outbox o LEFT JOIN stills s ON s.record_id = o.record_id "
+                "WHERE o.status='pending' AND o.next_try_at <= ? "
+                "AND (s.record_id IS NULL OR s.uploaded >= s.size) ORDER BY o.seq LIMIT ?",
                 [now, limit],
             ).fetchall()
         return [Entry(r[0], r[1], r[2], r[3], r[4], r[5], EntryStatus(r[6])) for r in rows]
+
+    def next_upload(self, now: float) -> StillUpload | None:
+        """The oldest due still whose bytes are not all on the hub yet."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT o.record_id, s.size, s.sha256, s.uploaded, o.attempts FROM outbox o "
+                "JOIN stills s ON s.record_id = o.record_id WHERE o.status='pending' "
+                "AND o.next_try_at <= ? AND s.uploaded < s.size ORDER BY o.seq LIMIT 1",
+                [now],
+            ).fetchone()
+        return None if row is None else StillUpload(*row)
+
+    def still_chunk(self, record_id: str, start: int, length: int) -> bytes:
+        """Bytes [start, start + length) of a still (fewer at its end)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT substr(data, ?, ?) FROM stills WHERE record_id=?",
+                [start + 1, length, record_id],
+            ).fetchone()
+        if row is None:
+            raise DeviceFault("that still is no longer in the outbox")
+        return bytes(row[0])
+
+    def still_bytes(self, record_id: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT data FROM stills WHERE record_id=?", [record_id]
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def set_uploaded(self, record_id: str, offset: int) -> None:
+        """The hub has confirmed `offset` bytes of this still (kept across restarts)."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE stills SET uploaded = MAX(0, MIN(size, ?)) WHERE record_id=?",
+                [offset, record_id],
+            )
+
+    def forget_uploaded(self, record_ids: Iterable[str]) -> list[str]:
+        """The hub could not commit these stills (bytes missing, or dropped as not matching):
+        their bytes must be checked with the hub, and sent again, before the record is resent.
+        Returns the ids that were stills."""
+        stills: list[str] = []
+        with self._write() as db:
+            for rid in record_ids:
+                if db.execute("UPDATE stills SET uploaded=0 WHERE record_id=?", [rid]).rowcount:
+                    stills.append(rid)
+        return stills
+
+    def retry_upload(self, record_id: str, due_at: float, note: str) -> None:
+        """The hub answered an upload with an error: this still alone tries again later."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE outbox SET attempts=attempts+1, next_try_at=?, note=? "
+                "WHERE record_id=? AND status='pending'",
+                [due_at, note[:200], record_id],
+            )
 
     def next_due_at(self) -> float | None:
         with self._lock:
@@ -429,6 +561,7 @@ class Outbox:
             ]
             for rid in gone:
                 db.execute("DELETE FROM outbox WHERE record_id=?", [rid])
+                db.execute("DELETE FROM stills WHERE record_id=?", [rid])
                 db.execute("DELETE FROM records WHERE id=?", [rid])
         return len(gone)
 
@@ -445,8 +578,13 @@ class Outbox:
                 "SELECT MIN(created_at) FROM outbox WHERE status IN ('pending', 'sending')"
             ).fetchone()[0]
             faults = self._db.execute("SELECT COUNT(*) FROM faults").fetchone()[0]
+            stills, left = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(s.size - s.uploaded), 0) FROM stills s "
+                "JOIN outbox o ON o.record_id = s.record_id "
+                "WHERE o.status IN ('pending', 'sending')"
+            ).fetchone()
         age = None if oldest is None else max(0.0, now - oldest)
-        return OutboxStatus(counts, age, self.durable, faults)
+        return OutboxStatus(counts, age, self.durable, faults, stills, left)
 
     def entry_status(self, record_id: str) -> EntryStatus | None:
         with self._lock:

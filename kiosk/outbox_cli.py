@@ -86,7 +86,7 @@ def outbox() -> None:
 @DATA_DIR
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(data_dir: Path | None, as_json: bool) -> None:
-    """Counts by state and the age of the oldest unsent record."""
+    """Counts by state, the age of the oldest unsent record, and stills still going up."""
     box, _folder = _open(data_dir)
     try:
         st = box.status(time.time())
@@ -99,10 +99,21 @@ def status(data_dir: Path | None, as_json: bool) -> None:
         click.echo(f"{state:>8}: {n}")
     age = st.oldest_unsent_age_s
     click.echo("oldest unsent: " + ("none" if age is None else _age(age)))
+    if st.stills_pending:
+        click.echo(
+            f"stills pending: {st.stills_pending} ({_bytes(st.still_bytes_left)} left to upload)"
+        )
     if st.faults_waiting:
         click.echo(f"faults waiting to be reported: {st.faults_waiting}")
     if not st.durable:
         click.echo("warning: the outbox file could not be opened; see the kiosk log", err=True)
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("MB", 1_000_000), ("kB", 1000)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
 
 
 def _age(seconds: float) -> str:

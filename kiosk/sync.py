@@ -6,12 +6,18 @@ does the I/O and writes every outcome to the outbox before acting on the next on
 
 An entry is marked acknowledged only from the hub's per-record answer. A batch that timed out
 may have been stored anyway; it is resent and the hub answers "duplicate", which also counts.
+
+Stills (issue 10): their bytes go up first, in chunks (`PUT /api/device/stills/{id}` with
+`Content-Range`), paced to the upload budget (`upload_pacing`), resuming from the offset the
+hub confirmed; then the still's record goes in an ordinary batch, which commits it. Batches of
+ordinary records always go before the next chunk, so a long upload never holds them up.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import json
 import logging
 import random
@@ -19,15 +25,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from porchlight.config import load as load_config
-from porchlight.kiosk.outbox import OUTBOX_FILE, Outbox, OutboxConfig
+from porchlight.errors import BadInput
+from porchlight.kiosk.outbox import OUTBOX_FILE, Outbox, OutboxConfig, StillUpload, new_record_id
 from porchlight.kiosk.questionnaire import Questionnaire, default_checkin
-from porchlight.kiosk.records import Record
+from porchlight.kiosk.records import Record, RecordKind, canonical_id, iso_utc
 from porchlight.kiosk.sync_policy import (
     Action,
     Entry,
@@ -39,6 +47,8 @@ from porchlight.kiosk.sync_policy import (
     choose_batch,
     record_outcome,
 )
+from porchlight.kiosk.upload_pacing import TokenBucket, chunk_size
+from porchlight.protocol import DEVICE_STILLS_PATH, MAX_STILL_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +72,9 @@ class SyncConfig:
     gzip: bool = True  # ~4x fewer bytes on a slow rural link, for a little CPU
     purge_every_s: float = 3600.0
     questionnaire_every_s: float = 900.0
+    # Upload budget for stills' bytes in bit/s (0: unpaced). The kiosk lowers it during a
+    # call (KioskRecords.set_upload_budget) so a still never starves the call.
+    still_upload_bps: float = 0.0
 
     def policy(self) -> SyncPolicyConfig:
         return SyncPolicyConfig(
@@ -122,6 +135,12 @@ class SyncWorker:
         self._thread: threading.Thread | None = None
         self._last_purge = float("-inf")
         self._last_questionnaire = float("-inf")
+        budget = self._config.still_upload_bps
+        self._bucket = TokenBucket(budget if budget > 0 else None)
+        self._bucket_lock = threading.Lock()  # set_upload_budget comes from other threads
+        # Stills whose offset was checked with the hub (GET) since this worker started: the
+        # hub's word, not our file's, decides where an upload resumes after a restart.
+        self._checked: set[str] = set()
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -146,6 +165,17 @@ class SyncWorker:
         new was recorded: try now. Cheap, thread-safe, never blocks."""
         self._kicked.set()
         self._wake.set()
+
+    def set_upload_budget(self, bps: float | None) -> None:
+        """Pace stills' bytes to `bps` bit/s from now on (None: unpaced). Thread-safe."""
+        with self._bucket_lock:
+            self._bucket.set_rate(bps, self._clock())
+        self._wake.set()
+
+    @property
+    def upload_budget(self) -> float | None:
+        with self._bucket_lock:
+            return self._bucket.rate_bps
 
     def wait_acked(self, record_ids: Iterable[str], timeout: float) -> bool:
         """Block until the hub has acknowledged all these records, or `timeout` passes."""
@@ -186,8 +216,12 @@ class SyncWorker:
             self._outbox.purge(now)
         action, wait = self.machine.decide(now, self._outbox.next_due_at())
         if action is Action.SEND:
-            self._send_batch(now)
-            return 0.0
+            # Ordinary records (and stills whose bytes are all up) first; a still's next chunk
+            # only when no batch is due, so a long upload never holds records back.
+            if self._outbox.due_entries(now, 1):
+                self._send_batch(now)
+                return 0.0
+            return self._upload_step(now)
         if action is Action.PROBE:
             self.machine.probed(now, reachable=self._probe())
             return 0.0
@@ -241,6 +275,10 @@ class SyncWorker:
             else:
                 delay = backoff_delay(entry.attempts + 1, self._rand(), self.machine.cfg)
                 retry.append((rid, now + delay))
+        if retry:
+            # A still the hub could not commit: its bytes were missing, or did not match and
+            # were dropped. Ask the hub where to resume (GET) before the record goes again.
+            self._checked.difference_update(self._outbox.forget_uploaded(r for r, _ in retry))
         self._outbox.mark_acked(acked, now)
         if held:
             log.warning("sync: the hub refused %d record(s) for good; kept as held", len(held))
@@ -275,6 +313,108 @@ class SyncWorker:
             return _Reply(reachable=True, status=502)  # an answer we cannot read: retry later
         return _Reply(reachable=True, status=200, results=by_id)
 
+    # --- stills: bytes up first --------------------------------------------------------
+
+    def _upload_step(self, now: float) -> float:
+        """Send the next chunk of the oldest due still, if the budget allows; return how long
+        to wait before the next step."""
+        upload = self._outbox.next_upload(now)
+        if upload is None:
+            return self._config.probe_interval_s  # nothing due after all (a race): look again
+        if upload.record_id not in self._checked:
+            return self._check_upload(upload, now)
+        with self._bucket_lock:
+            n = min(chunk_size(self._bucket.rate_bps), upload.size - upload.uploaded)
+            wait = self._bucket.wait_s(n, now)
+            if wait > 0:
+                return wait
+            self._bucket.take(n, now)
+        start = upload.uploaded
+        chunk = self._outbox.still_chunk(upload.record_id, start, n)
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Range": f"bytes {start}-{start + len(chunk) - 1}/{upload.size}",
+        }
+        try:
+            resp = self._session.put(
+                self._still_url(upload.record_id),
+                data=chunk,
+                headers=headers,
+                timeout=(self._config.connect_timeout_s, self._config.read_timeout_s),
+            )
+        except requests.RequestException as exc:
+            return self._upload_unreachable(exc)
+        return self._upload_answer(upload, resp, self._clock())
+
+    def _check_upload(self, upload: StillUpload, now: float) -> float:
+        """Ask the hub how much of this still it has (after a restart, or an `error`)."""
+        try:
+            resp = self._session.get(
+                self._still_url(upload.record_id),
+                timeout=(self._config.connect_timeout_s, self._config.read_timeout_s),
+            )
+        except requests.RequestException as exc:
+            return self._upload_unreachable(exc)
+        now = self._clock()
+        if resp.status_code != 200:
+            return self._upload_failed(upload, f"HTTP {resp.status_code} to GET", now)
+        progress = _progress(resp)
+        if progress is None:
+            return self._upload_failed(upload, "unreadable answer to GET", now)
+        received, size = progress
+        if size not in (None, upload.size) or received > upload.size:
+            self._hold_still(upload, "the hub holds a different still under this id", now)
+            return 0.0
+        self._outbox.set_uploaded(upload.record_id, received)
+        self._checked.add(upload.record_id)
+        self.machine.sent(now)
+        return 0.0
+
+    def _upload_answer(self, upload: StillUpload, resp: requests.Response, now: float) -> float:
+        status = resp.status_code
+        if status in (200, 409):  # 409: the hub has another offset; resume from its own
+            progress = _progress(resp)
+            if progress is None:
+                self._checked.discard(upload.record_id)
+                return self._upload_failed(upload, f"unreadable answer to PUT ({status})", now)
+            self._outbox.set_uploaded(upload.record_id, progress[0])
+            self.machine.sent(now)
+            if progress[0] >= upload.size:
+                self._changed()  # the record can go in the next batch
+            return 0.0
+        if status == 413:
+            self._hold_still(upload, "the still is larger than the hub accepts (413)", now)
+            return 0.0
+        if status == 400:
+            self._hold_still(upload, "the hub refused the still's bytes (400)", now)
+            return 0.0
+        return self._upload_failed(upload, f"HTTP {status} to PUT", now)
+
+    def _upload_unreachable(self, exc: Exception) -> float:
+        """Nothing got through: the same link-level backoff and probing as a failed batch."""
+        now = self._clock()
+        delay = self.machine.failed(now, self._rand(), reachable=False)
+        log.info("sync: still upload: hub not reachable (%s); next try in %.1f s",
+                 type(exc).__name__, delay)  # fmt: skip
+        return 0.0
+
+    def _upload_failed(self, upload: StillUpload, why: str, now: float) -> float:
+        """The hub answered but did not take the chunk: this still alone backs off (a hub
+        without the stills endpoints must not hold back ordinary records)."""
+        delay = backoff_delay(upload.attempts + 1, self._rand(), self.machine.cfg)
+        self._outbox.retry_upload(upload.record_id, now + delay, f"still upload: {why}")
+        log.info("sync: still upload failed (%s); that still retries in %.1f s", why, delay)
+        return 0.0
+
+    def _hold_still(self, upload: StillUpload, why: str, now: float) -> None:
+        log.warning("sync: still held: %s", why)
+        self._outbox.mark_held([(upload.record_id, why)], now)
+        self._checked.discard(upload.record_id)
+        self._changed()
+
+    def _still_url(self, record_id: str) -> str:
+        return f"{self._base}{DEVICE_STILLS_PATH}/{record_id}"
+
     def _probe(self) -> bool:
         try:
             self._session.get(self._base + HEALTH_PATH, timeout=(1.0, 2.0))
@@ -303,6 +443,20 @@ class SyncWorker:
                 log.exception("sync on_change callback failed")
 
 
+def _progress(resp: requests.Response) -> tuple[int, int | None] | None:
+    """`{"received", "size"}` from the hub's stills endpoints, or None if unreadable."""
+    try:
+        body = resp.json()
+        received, size = body["received"], body["size"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if type(received) is not int or received < 0:
+        return None
+    if size is not None and (type(size) is not int or size < 0):
+        return None
+    return received, size
+
+
 def current_questionnaire(outbox: Outbox) -> Questionnaire:
     """The questionnaire the hub last assigned to this patient, else the default check-in."""
     raw = outbox.get_meta(QUESTIONNAIRE_META)
@@ -325,6 +479,30 @@ class KioskRecords:
         self.outbox.add_many(records, now=time.time())
         self.worker.kick()
 
+    def add_still(
+        self, jpeg: bytes, *, call_id: str | None, width: int, height: int, now: datetime
+    ) -> str:
+        """Keep a still (a JPEG taken in a call) in the outbox — record and bytes in one
+        transaction — and have it sent; returns its record id (the `still_id`). BadInput if
+        it is not a JPEG, is empty or too large, or its fields are wrong."""
+        record = still_record(
+            jpeg,
+            call_id=call_id,
+            width=width,
+            height=height,
+            record_id=new_record_id(),
+            patient_id=self.patient_id,
+            now=now,
+        )
+        self.outbox.add_still(record, bytes(jpeg), now=now.timestamp())
+        self.worker.kick()
+        return record.id
+
+    def set_upload_budget(self, bps: float | None) -> None:
+        """Pace stills' bytes to `bps` bit/s (None: unpaced); e.g. a quarter of the call's
+        link estimate during a call. Cheap and thread-safe."""
+        self.worker.set_upload_budget(bps)
+
     def wait_sent(self, record_ids: list[str], timeout: float) -> bool:
         return self.worker.wait_acked(record_ids, timeout)
 
@@ -337,6 +515,42 @@ class KioskRecords:
     def close(self) -> None:
         self.worker.stop()
         self.outbox.close()
+
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def still_record(
+    jpeg: bytes,
+    *,
+    call_id: str | None,
+    width: int,
+    height: int,
+    record_id: str,
+    patient_id: str,
+    now: datetime,
+) -> Record:
+    """The `still` record that describes these JPEG bytes (size, SHA-256), validated."""
+    if not isinstance(jpeg, bytes | bytearray | memoryview):
+        raise BadInput("a still must be the JPEG's bytes")
+    data = bytes(jpeg)
+    if not data.startswith(JPEG_MAGIC):
+        raise BadInput("a still must be a JPEG (it does not start with FF D8 FF)")
+    if len(data) > MAX_STILL_BYTES:
+        raise BadInput(
+            f"a still may be at most {MAX_STILL_BYTES} bytes (this one is {len(data)}); "
+            "encode it at a lower JPEG quality"
+        )
+    body = {
+        "call_id": call_id,
+        "width": width,
+        "height": height,
+        "content_type": "image/jpeg",
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    record = Record(canonical_id(record_id), patient_id, RecordKind.STILL, iso_utc(now), body)
+    return Record.from_wire(record.to_wire())
 
 
 def open_records(data_dir: Path, hub_url: str, token: str, patient_id: str) -> KioskRecords:

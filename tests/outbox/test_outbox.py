@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from porchlight.errors import DeviceFault
-from porchlight.kiosk.outbox import Outbox, OutboxConfig, new_record_id
+from porchlight.kiosk.outbox import SCHEMA_VERSION, Outbox, OutboxConfig, new_record_id
 from porchlight.kiosk.records import RecordKind
 from porchlight.kiosk.sync_policy import EntryStatus
 
@@ -161,7 +161,7 @@ def test_an_unknown_schema_version_is_moved_aside_too(outbox_config):
     box.set_meta("schema_version", "99")
     box.close()
     fresh = Outbox.open(outbox_config, now=1000.0)
-    assert fresh.get_meta("schema_version") == "1"
+    assert fresh.get_meta("schema_version") == SCHEMA_VERSION
     assert fresh.status(0).faults_waiting == 1
     fresh.close()
 

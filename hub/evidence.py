@@ -3,7 +3,8 @@
 `GET /api/evidence?team_id=…&month=YYYY-MM` answers the figures (hub/evidence_figures.py)
 for clinicians and nurses of that team; `GET /api/evidence.csv` the same as a CSV file for a
 report. Only counts and shares leave: no names, no record contents. Months are the hub's
-local calendar months. Did-not-attend is brought up to date first.
+local calendar months. Did-not-attend is brought up to date first. Practice patients
+(hub/practice.py) are left out entirely: their appointments, calls, ratings and call quality.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from porchlight.hub.evidence_figures import (
     figures,
 )
 from porchlight.hub.inbox import records
+from porchlight.hub.practice import not_practice
 from porchlight.hub.services import services
 from porchlight.hub.store import Role
 from porchlight.kiosk.records import RecordKind
@@ -54,13 +56,15 @@ def month_bounds(month: str, now: datetime) -> tuple[datetime, datetime]:
 
 
 def team_month(engine: Engine, team_id: str, start: datetime, end: datetime) -> dict[str, Any]:
-    """Read the facts for one team and month, and work out the figures."""
+    """Read the facts for one team and month, and work out the figures (real patients only:
+    a practice call is a rehearsal, not care)."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(appointments).where(
                 appointments.c.team_id == team_id,
                 appointments.c.starts_at >= start,
                 appointments.c.starts_at < end,
+                not_practice(appointments.c.patient_id),
             )
         ).all()
         calls = conn.execute(
@@ -68,6 +72,7 @@ def team_month(engine: Engine, team_id: str, start: datetime, end: datetime) -> 
                 call_log.c.team_id == team_id,
                 call_log.c.started_at >= start,
                 call_log.c.started_at < end,
+                not_practice(call_log.c.patient_id),
             )
         ).all()
         call_ids = {c.call_id for c in calls}

@@ -36,6 +36,7 @@ from porchlight.hub import (
     metrics,
     nurse,
     patient_settings,
+    practice,
     questionnaires,
     releases,
     ringing,
@@ -167,6 +168,9 @@ def create_app(
         ),
     )
 
+    # Each care team's practice patient and its on-demand kiosk process (issue 10).
+    practice_kiosks = practice.PracticeKiosks(config, store, clock)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await cluster.start(hub.signalling)
@@ -178,6 +182,7 @@ def create_app(
                 tasks.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
+                await practice_kiosks.stop_all()
                 await cluster.stop()
 
     app = FastAPI(
@@ -190,6 +195,7 @@ def create_app(
     )
     app.state.services = hub
     app.state.cluster = cluster
+    app.state.practice = practice_kiosks
     app.state.metrics = metrics.HubMetrics(cluster.room)
     app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics)
     _install_error_handlers(app)
@@ -211,6 +217,7 @@ def create_app(
     app.include_router(device_plan.router)
     app.include_router(help_requests.router)
     app.include_router(evidence.router)  # /evidence and its figures
+    app.include_router(practice.router)  # practice patients (issue 10)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

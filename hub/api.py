@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 import porchlight
-from porchlight.hub import auth
+from porchlight.hub import auth, turn
 from porchlight.hub import messages as m
 from porchlight.hub.auth import (
     CLINICAL_ROLES,
@@ -65,7 +65,11 @@ class WaitingRoomOut(BaseModel):
 
 class IceServers(BaseModel):
     ice_servers: list[dict[str, Any]] = Field(
-        description="RTCIceServer dictionaries; empty on a LAN"
+        description="RTCIceServer dictionaries; empty on a LAN. TURN entries from a hub with "
+        "turn_secret carry a credential minted for this request (docs/turn.md)"
+    )
+    ice_transport_policy: str = Field(
+        default="all", description='RTCConfiguration.iceTransportPolicy: "all" or "relay"'
     )
 
 
@@ -163,9 +167,14 @@ async def waiting_room(
 )
 async def ice_servers(
     request: Request,
-    _who: Annotated[DeviceIdentity | PersonIdentity, Depends(require_clinician_or_device)],
+    who: Annotated[DeviceIdentity | PersonIdentity, Depends(require_clinician_or_device)],
 ) -> IceServers:
-    return IceServers(ice_servers=services(request).config.ice_server_dicts())
+    """The ICE servers and transport policy for a peer connection; fetch afresh for each call
+    (TURN credentials are short-lived)."""
+    hub = services(request)
+    kind = "kiosk" if isinstance(who, DeviceIdentity) else "clinic"
+    now = hub.clock().timestamp()
+    return IceServers(**hub.config.rtc_configuration(now=now, label=turn.new_label(kind)))
 
 
 @router.get("/api/device/me", response_model=DeviceMe, responses=_UNAUTHORISED, tags=["device"])
@@ -176,5 +185,7 @@ async def device_me(
         device_id=device.device_id,
         patient_id=device.patient_id,
         display_name=device.display_name,
-        ice_servers=services(request).config.ice_server_dicts(),
+        ice_servers=services(request).config.ice_server_dicts(
+            now=services(request).clock().timestamp(), label=turn.new_label("kiosk")
+        ),
     )

@@ -11,12 +11,17 @@ from urllib.parse import urlsplit
 
 from porchlight import config as porchlight_config
 from porchlight.errors import ConfigError
+from porchlight.hub import turn
 from porchlight.protocol import WAITING_GRACE_S
 
 SECTION = "hub"
 
-_STUN_SCHEMES = ("stun", "stuns")
-_TURN_SCHEMES = ("turn", "turns")
+# How long a minted TURN credential lets its holder make allocations (docs/turn.md). coturn
+# checks it only when allocating, and the kiosk reuses its admission's credential when it gets
+# a dropped call back, so it must outlive the longest consultation; beyond that it only widens
+# the window in which a copied credential could use the relay.
+TURN_TTL_S = 3 * 3600.0
+_MIN_TURN_SECRET = 16
 
 
 def _default_data_dir() -> Path:
@@ -32,8 +37,14 @@ class HubConfig:
     database_url: str | None = None
     # STUN/TURN URLs handed to both peers. Empty means LAN only; there is never a public default.
     ice_servers: list[str] = field(default_factory=list)
+    # A TURN server without a shared-secret scheme: one static username and credential.
     turn_username: str | None = None
-    turn_credential: str | None = None
+    turn_credential: str | None = field(default=None, repr=False)
+    # coturn's `static-auth-secret` (use-auth-secret): credentials minted per request instead.
+    turn_secret: str | None = field(default=None, repr=False)
+    turn_ttl_s: float = TURN_TTL_S
+    # "relay": both peers use only TURN-relayed candidates (sites that require it).
+    ice_transport_policy: str = "all"
     session_ttl_s: float = 8 * 3600.0
     # How long a patient whose kiosk dropped keeps their place (protocol: 60 s).
     waiting_grace_s: float = WAITING_GRACE_S
@@ -56,17 +67,7 @@ class HubConfig:
             raise ConfigError("hub.session_ttl_s must be a positive number of seconds")
         if self.waiting_grace_s < 0:
             raise ConfigError("hub.waiting_grace_s must not be negative")
-        for url in self.ice_servers:
-            scheme = url.split(":", 1)[0].lower()
-            if scheme not in _STUN_SCHEMES + _TURN_SCHEMES or ":" not in url:
-                raise ConfigError(
-                    f"hub.ice_servers entry {url!r} is not a stun:, stuns:, turn: or turns: URL"
-                )
-            if scheme in _TURN_SCHEMES and not (self.turn_username and self.turn_credential):
-                raise ConfigError(
-                    "hub.ice_servers lists a TURN server: set hub.turn_username and "
-                    "hub.turn_credential too"
-                )
+        self._check_ice()
         if self.instance_dead_after_s <= 1.0:
             raise ConfigError("hub.instance_dead_after_s must be more than 1 s (the heartbeat)")
         if self.log_format not in ("text", "json"):
@@ -85,21 +86,78 @@ class HubConfig:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'hub.db'}"
 
-    def ice_server_dicts(self) -> list[dict[str, Any]]:
-        """The ICE servers as RTCIceServer dictionaries (what browsers and aiortc take)."""
-        servers: list[dict[str, Any]] = []
+    def _check_ice(self) -> None:
         for url in self.ice_servers:
-            if url.split(":", 1)[0].lower() in _TURN_SCHEMES:
-                servers.append(
-                    {
-                        "urls": [url],
-                        "username": self.turn_username,
-                        "credential": self.turn_credential,
-                    }
+            if turn.scheme(url) not in turn.STUN_SCHEMES + turn.TURN_SCHEMES or ":" not in url:
+                raise ConfigError(
+                    f"hub.ice_servers entry {url!r} is not a stun:, stuns:, turn: or turns: URL"
                 )
-            else:
-                servers.append({"urls": [url]})
-        return servers
+        has_turn = any(turn.is_turn(url) for url in self.ice_servers)
+        static = bool(self.turn_username or self.turn_credential)
+        if self.turn_secret is not None:
+            if static:
+                raise ConfigError(
+                    "hub.turn_secret and hub.turn_username/turn_credential are both set: use "
+                    "turn_secret for coturn's use-auth-secret, or the static pair for another "
+                    "TURN server, not both"
+                )
+            if len(self.turn_secret) < _MIN_TURN_SECRET:
+                raise ConfigError(
+                    f"hub.turn_secret is too short: use at least {_MIN_TURN_SECRET} random "
+                    "characters (e.g. `openssl rand -hex 32`), the same as coturn's "
+                    "static-auth-secret"
+                )
+            if not has_turn:
+                raise ConfigError(
+                    "hub.turn_secret is set but hub.ice_servers lists no turn: or turns: URL; "
+                    "add your TURN server, e.g. turn:turn.clinic.example:3478?transport=udp"
+                )
+        elif has_turn and not (self.turn_username and self.turn_credential):
+            raise ConfigError(
+                "hub.ice_servers lists a TURN server: set hub.turn_secret (coturn's "
+                "static-auth-secret), or hub.turn_username and hub.turn_credential"
+            )
+        if not 60 <= self.turn_ttl_s <= 24 * 3600:
+            raise ConfigError(
+                "hub.turn_ttl_s must be between 60 and 86400 seconds (it must outlive the "
+                "longest consultation; see docs/turn.md)"
+            )
+        if self.ice_transport_policy not in turn.TRANSPORT_POLICIES:
+            raise ConfigError(
+                f"hub.ice_transport_policy must be 'all' or 'relay', not "
+                f"{self.ice_transport_policy!r}"
+            )
+        if self.ice_transport_policy == "relay" and not has_turn:
+            raise ConfigError(
+                "hub.ice_transport_policy is 'relay' but hub.ice_servers lists no TURN server: "
+                "no call could connect; add a turn: URL or set the policy to 'all'"
+            )
+
+    def ice_server_dicts(
+        self, *, now: float | None = None, label: str = ""
+    ) -> list[dict[str, Any]]:
+        """The ICE servers as RTCIceServer dictionaries (what browsers and aiortc take).
+
+        With hub.turn_secret, TURN entries carry a credential minted for `now` (unix time)
+        and labelled `label` (an opaque id: it appears in the TURN server's logs).
+        """
+        return turn.ice_server_dicts(
+            self.ice_servers,
+            static_username=self.turn_username,
+            static_credential=self.turn_credential,
+            secret=self.turn_secret,
+            ttl_s=self.turn_ttl_s,
+            now=now,
+            label=label,
+        )
+
+    def rtc_configuration(self, *, now: float, label: str) -> dict[str, Any]:
+        """What a peer needs for its RTCConfiguration, as sent to kiosks and clinic pages:
+        {"ice_servers": [...], "ice_transport_policy": "all" | "relay"}."""
+        return {
+            "ice_servers": self.ice_server_dicts(now=now, label=label),
+            "ice_transport_policy": self.ice_transport_policy,
+        }
 
     @property
     def uses_https(self) -> bool:

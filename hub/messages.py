@@ -232,13 +232,17 @@ def error(code: str, message: str) -> dict[str, Any]:
 
 
 def welcome(
-    patient_id: str, display_name: str, ice_servers: list[dict[str, Any]]
+    patient_id: str,
+    display_name: str,
+    ice_servers: list[dict[str, Any]],
+    ice_transport_policy: str = "all",
 ) -> dict[str, Any]:
     return {
         "type": HubToDevice.WELCOME.value,
         "patient_id": patient_id,
         "display_name": display_name,
         "ice_servers": ice_servers,
+        "ice_transport_policy": ice_transport_policy,
     }
 
 
@@ -251,13 +255,17 @@ def left() -> dict[str, Any]:
 
 
 def admitted(
-    call_id: str, clinician_name: str, ice_servers: list[dict[str, Any]]
+    call_id: str,
+    clinician_name: str,
+    ice_servers: list[dict[str, Any]],
+    ice_transport_policy: str = "all",
 ) -> dict[str, Any]:
     return {
         "type": HubToDevice.ADMITTED.value,
         "call_id": call_id,
         "clinician_name": clinician_name,
         "ice_servers": ice_servers,
+        "ice_transport_policy": ice_transport_policy,
     }
 
 

@@ -183,7 +183,7 @@ class Signalling:
         self.room_sync: RoomSync = room_sync if room_sync is not None else NotShared()
         self.bus: Bus = bus if bus is not None else LocalBus()
         self._clock = clock
-        self._ice_servers = config.ice_server_dicts()
+        self._config = config
         # Clinician sockets on this instance, for closing them when their session ends.
         self._clinicians: dict[str, tuple[_Connection, PersonIdentity]] = {}
         # Each patient's care team, learnt when their kiosk connects: clinicians see only
@@ -281,7 +281,7 @@ class Signalling:
                     since=message.since,
                     now=now,
                 )
-                conn.send(m.welcome(patient_id, display_name, self._ice_servers))
+                conn.send(m.welcome(patient_id, display_name, **self._kiosk_ice()))
                 for ending in result.ended:
                     await self._tell_ended(ending)
                 if result.state is PatientState.WAITING and result.since is not None:
@@ -326,7 +326,13 @@ class Signalling:
                 await ringing.accept(self, patient_id, display_name, conn, message.ring_id)
 
     def _admitted(self, call: Call) -> Message:
-        return m.admitted(call.call_id, call.clinician_name or "Your clinician", self._ice_servers)
+        name = call.clinician_name or "Your clinician"
+        return m.admitted(call.call_id, name, **self._kiosk_ice())
+
+    def _kiosk_ice(self) -> dict[str, Any]:
+        """Minted for each message: TURN credentials are short-lived (hub/turn.py)."""
+        label = f"kiosk-{uuid.uuid4().hex[:12]}"  # opaque: it appears in the TURN server's logs
+        return self._config.rtc_configuration(now=self._clock().timestamp(), label=label)
 
     # -- clinician ----------------------------------------------------------------------
 

@@ -125,6 +125,7 @@ class CallSession:
         remote_frames: LatestFrame,
         local_frames: LatestFrame,
         host_addresses: Iterable[str] = (),
+        ice_transport_policy: str = "all",
         on_connected: Callable[[str], None] = lambda call_id: None,
         on_failed: Callable[[str, str], None] = lambda call_id, reason: None,
         on_report: Callable[[str, dict[str, Any]], None] = lambda call_id, report: None,
@@ -151,7 +152,7 @@ class CallSession:
         self._on_quality = on_quality
         self._on_rung = on_rung
         rtc.tolerate_outages(OUTAGE_TOLERANCE_S)
-        self._pc = rtc.new_peer_connection(self._ice_servers)
+        self._pc = rtc.new_peer_connection(self._ice_servers, ice_transport_policy)
         self.media = AdaptiveMedia(
             self._pc, ladder_config=ladder_config, start_bps=start_bps, on_decision=self._decided
         )

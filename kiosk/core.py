@@ -102,6 +102,7 @@ class KioskCore:
         self._probe_task: asyncio.Task[None] | None = None
         self.link_estimate_bps: float | None = None
         self._call_ice: tuple[dict[str, Any], ...] = ()
+        self._ice_policy = "all"  # the hub's ice_transport_policy ("relay": TURN only)
         self._media_quiet = False
         self._pings = 0
 
@@ -385,6 +386,7 @@ class KioskCore:
         elif kind == HubToDevice.LEFT:
             self._handle(sm.LeftRoom())
         elif kind == HubToDevice.ADMITTED and isinstance(call_id, str):
+            self._ice_policy = _text(msg.get("ice_transport_policy")) or "all"
             servers = msg.get("ice_servers")
             servers = (
                 tuple(s for s in servers if isinstance(s, dict))
@@ -557,6 +559,7 @@ class KioskCore:
             remote_frames=self.remote_frames,
             local_frames=self.local_frames,
             host_addresses=self.config.ice_host_addresses,
+            ice_transport_policy=self._ice_policy,
             on_connected=self._media_connected,
             on_failed=lambda cid, reason: self._handle(sm.MediaFailed(cid, reason)),
             on_report=self._send_report,

@@ -42,6 +42,7 @@ from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCRtpReceiver,
     RTCRtpSender,
@@ -136,9 +137,20 @@ def ice_servers_from_hub(servers: Iterable[Mapping[str, Any]]) -> list[RTCIceSer
     return result
 
 
-def new_peer_connection(ice_servers: Iterable[Mapping[str, Any]]) -> RTCPeerConnection:
-    """A peer connection with exactly the hub's ICE servers (an empty list on a LAN)."""
-    return RTCPeerConnection(RTCConfiguration(iceServers=ice_servers_from_hub(ice_servers)))
+def new_peer_connection(
+    ice_servers: Iterable[Mapping[str, Any]], transport_policy: str = "all"
+) -> RTCPeerConnection:
+    """A peer connection with exactly the hub's ICE servers (an empty list on a LAN) and its
+    transport policy ("relay": only TURN-relayed candidates, which aioice honours)."""
+    try:
+        policy = RTCIceTransportPolicy(transport_policy)
+    except ValueError:
+        raise BadInput(
+            f"the hub's ICE transport policy {transport_policy!r} is not 'all' or 'relay'"
+        ) from None
+    return RTCPeerConnection(
+        RTCConfiguration(iceServers=ice_servers_from_hub(ice_servers), iceTransportPolicy=policy)
+    )
 
 
 def _capabilities(kind: str, wanted: Sequence[str]) -> list[Any]:

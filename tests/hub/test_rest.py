@@ -143,11 +143,14 @@ def test_each_device_sees_only_its_own_patient(client, store, clock):
 def test_ice_servers_for_a_clinician_or_a_device(client, demo):
     assert_error(client.get("/api/ice-servers"), 401, "not_authorised")
     device = client.get("/api/ice-servers", headers=device_headers(demo.device_token))
-    assert device.json() == {"ice_servers": []}
+    assert device.json() == {"ice_servers": [], "ice_transport_policy": "all"}
     login(client, "nurse")
     assert_error(client.get("/api/ice-servers"), 403, "forbidden")
     login(client, "clinician")
-    assert client.get("/api/ice-servers").json() == {"ice_servers": []}
+    assert client.get("/api/ice-servers").json() == {
+        "ice_servers": [],
+        "ice_transport_policy": "all",
+    }
 
 
 def test_configured_ice_servers_are_handed_out(config, store, clock):
@@ -165,7 +168,8 @@ def test_configured_ice_servers_are_handed_out(config, store, clock):
                     "username": "kiosk",
                     "credential": "s3cret",
                 },
-            ]
+            ],
+            "ice_transport_policy": "all",
         }
 
 

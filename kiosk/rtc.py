@@ -64,6 +64,7 @@ from porchlight.kiosk.send_policy import (
     RetransmitBudget,
     scaled_size,
 )
+from porchlight.kiosk.view_region import Crop, Region, crop_for, fit_size
 
 VIDEO_CODECS = ("video/VP8", "video/rtx")
 AUDIO_CODECS = ("audio/opus",)
@@ -205,11 +206,24 @@ def frame_pixels(frame: av.VideoFrame) -> int:
     return int(frame.width) * int(frame.height)
 
 
-def frame_to_rgb(frame: av.VideoFrame, max_width: int | None = None) -> numpy.ndarray:
+def frame_to_rgb(
+    frame: av.VideoFrame, max_width: int | None = None, crop: Crop | None = None
+) -> numpy.ndarray:
     """HxWx3 uint8 RGB; scaled down (keeping the aspect) when wider than `max_width`.
 
+    With `crop`, only those camera pixels (the close look, for the self-view): the whole
+    frame is converted at the scale that makes the crop `max_width` wide, then cut.
     CPU work: call it from an executor for anything but small frames.
     """
+    if crop is not None:
+        scale = min(1.0, max_width / crop.width) if max_width else 1.0
+        width = max(2, round(frame.width * scale) // 2 * 2)
+        height = max(2, round(frame.height * scale) // 2 * 2)
+        rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
+        sx, sy = width / frame.width, height / frame.height
+        x0, y0 = round(crop.x * sx), round(crop.y * sy)
+        x1, y1 = round((crop.x + crop.width) * sx), round((crop.y + crop.height) * sy)
+        return numpy.ascontiguousarray(rgb[y0:y1, x0:x1])
     if max_width and frame.width > max_width:
         height = max(2, round(frame.height * max_width / frame.width) // 2 * 2)
         return frame.to_ndarray(format="rgb24", width=max_width, height=height)
@@ -252,6 +266,52 @@ def _reformat(
     return out
 
 
+class FrameCropper:
+    """Cuts a rectangle out of frames with FFmpeg's crop filter (no copy, any pixel format).
+
+    The filter graph is rebuilt when the frame's size or format or the rectangle changes.
+    Used by one executor job at a time (like a VideoReformatter)."""
+
+    def __init__(self) -> None:
+        self._key: tuple[Any, ...] | None = None
+        self._graph: Any = None
+
+    def crop(self, frame: av.VideoFrame, crop: Crop) -> av.VideoFrame:
+        time_base = frame.time_base or VIDEO_TIME_BASE
+        key = (frame.width, frame.height, frame.format.name, time_base, crop)
+        if key != self._key:
+            graph = av.filter.Graph()
+            source = graph.add_buffer(
+                width=frame.width, height=frame.height, format=frame.format, time_base=time_base
+            )
+            cut = graph.add("crop", f"{crop.width}:{crop.height}:{crop.x}:{crop.y}:exact=1")
+            sink = graph.add("buffersink")
+            source.link_to(cut)
+            cut.link_to(sink)
+            graph.configure()
+            self._graph, self._key = graph, key
+        pts = frame.pts
+        frame.pts = 0 if pts is None else pts
+        try:
+            self._graph.push(frame)
+            out = self._graph.pull()
+        finally:
+            frame.pts = pts
+        out.pts, out.time_base = pts, frame.time_base
+        return out
+
+
+def _crop_and_scale(
+    cropper: FrameCropper,
+    reformatter: VideoReformatter,
+    frame: av.VideoFrame,
+    crop: Crop,
+    width: int,
+    height: int,
+) -> av.VideoFrame:
+    return _reformat(reformatter, cropper.crop(frame, crop), width, height)
+
+
 def _frame_time(frame: Any) -> float:
     t = frame.time
     return float(t) if t is not None else time.monotonic()
@@ -263,6 +323,8 @@ class ScaledTrack(MediaStreamTrack):
     `set_rung(width, height, fps)`: fit each frame into width×height (aspect kept, never
     enlarged) and pass at most `fps` frames a second; fps 0 holds video back (audio-only)
     while still reading the camera, so nothing queues up. `on_frame` sees each frame sent.
+    `set_region(region)`: the clinician's close look (kiosk/view_region.py): each frame is
+    cut to `crop` before scaling (None: the whole frame).
     """
 
     kind = "video"
@@ -284,21 +346,54 @@ class ScaledTrack(MediaStreamTrack):
         self._executor = executor
         self._on_frame = on_frame
         self._reformatter = VideoReformatter()  # used by one executor job at a time
+        self._cropper = FrameCropper()  # likewise
+        self._region: Region | None = None
+        self._look_box = (width, height)  # the last video rung (audio-only keeps the look)
+        self._crop_key: tuple[Any, ...] | None = None
+        self.crop: Crop | None = None  # the camera pixels sent now (None: the whole frame)
         self.source_size: tuple[int, int] | None = None
         self.sent_size: tuple[int, int] | None = None
 
     def set_rung(self, width: int, height: int, fps: float) -> None:
         self._box = (width, height)
+        if fps > 0:
+            self._look_box = (width, height)
         if fps != self._pacer.fps:
             self._pacer.set_fps(fps)
+
+    def set_region(self, region: Region | None) -> None:
+        self._region = region
+
+    def _crop_for(self, width: int, height: int) -> Crop | None:
+        key = (self._region, width, height, self._look_box)
+        if key != self._crop_key:
+            self._crop_key = key
+            self.crop = crop_for(self._region, width, height, *self._look_box)
+        return self.crop
 
     async def recv(self) -> Any:
         loop = asyncio.get_running_loop()
         while True:
             frame = await self._source.recv()
             self.source_size = (frame.width, frame.height)
+            crop = self._crop_for(frame.width, frame.height)
             if not self._pacer.take(_frame_time(frame)):
                 continue
+            if crop is not None:
+                width, height = fit_size(crop.width, crop.height, *self._box)
+                frame = await loop.run_in_executor(
+                    self._executor,
+                    _crop_and_scale,
+                    self._cropper,
+                    self._reformatter,
+                    frame,
+                    crop,
+                    width,
+                    height,
+                )
+                self.sent_size = (frame.width, frame.height)
+                self._on_frame(frame)
+                return frame
             width, height = scaled_size(frame.width, frame.height, *self._box)
             if (width, height) != (frame.width, frame.height) or frame.format.name != "yuv420p":
                 frame = await loop.run_in_executor(

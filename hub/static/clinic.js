@@ -540,7 +540,18 @@ async function onOffer(message) {
   const call = state.call;
   if (!call || call.ended || call.callId !== message.call_id) return;
   if (call.pc) call.pc.close(); // a fresh offer (the kiosk reconnected): start over
-  const pc = new RTCPeerConnection({ iceServers: state.iceServers });
+  const offers = (call.offers = (call.offers || 0) + 1);
+  // TURN credentials are short-lived (docs/turn.md): fresh ones for each connection.
+  const ice = await api("/api/ice-servers");
+  if (call.ended || call.offers !== offers) return; // ended, or a newer offer took over
+  if (!ice.ok) {
+    setCallState("problem", "Reconnecting… the patient's kiosk will call back by itself.");
+    return;
+  }
+  const pc = new RTCPeerConnection({
+    iceServers: ice.body.ice_servers,
+    iceTransportPolicy: ice.body.ice_transport_policy,
+  });
   call.pc = pc;
   pc.addEventListener("track", (event) => {
     const video = $("remote-video");

@@ -231,6 +231,22 @@ class HubHeard:
 
 
 @dataclass(frozen=True)
+class CloseLook:
+    """The clinician zoomed into the patient's picture (`view` with a region), or back out."""
+
+    on: bool
+    call_id: str | None = None  # None: the call we are in
+
+
+@dataclass(frozen=True)
+class ShowPrompt:
+    """The clinician asks the patient to show something (`prompt`); None clears it."""
+
+    key: str | None
+    call_id: str | None = None
+
+
+@dataclass(frozen=True)
 class LinkQuality:
     """The bandwidth ladder's word for the call's link: good, fair or poor."""
 
@@ -266,6 +282,8 @@ Event = (
     | MediaResumed
     | LinkQuality
     | HubHeard
+    | CloseLook
+    | ShowPrompt
 )
 
 # ---------------------------------------------------------------- effects (outputs)
@@ -415,6 +433,16 @@ ANSWER_HINT = N_("Press the button to answer")
 NOTICE_DROPPED = N_("Call dropped — press the button to rejoin")
 RECONNECTING_HEADLINE = N_("Reconnecting to your nurse…")
 RECONNECTING_DETAIL = N_("The call will come back by itself")
+CLOSE_LOOK = N_("Your nurse is looking closely — please hold still")
+# What the clinician can ask the patient to show (the keys of porchlight.protocol.PROMPTS).
+PROMPT_WORDS = {
+    "show_ankles": N_("Please show me your ankles"),
+    "hand_to_camera": N_("Please hold your hand up to the camera"),
+    "show_where_it_hurts": N_("Please show me where it hurts"),
+    "closer_to_light": N_("Please move closer to the light"),
+    "face_to_camera": N_("Please look straight at the camera"),
+    "hold_still": N_("Please hold still"),
+}
 HEADLINE_NOTICES = frozenset({NOTICE_HELP, NOTICE_MISSED, NOTICE_THANKS, NOTICE_DROPPED})
 
 
@@ -478,6 +506,8 @@ class KioskMachine:
     hub_up_at: float = float("-inf")  # when the hub link last came up
     last_rejoin: float = float("-inf")
     last_nudge: float = float("-inf")
+    close_look: bool = False  # the clinician is zoomed into the patient's picture
+    prompt: str | None = None  # a key of PROMPT_WORDS the clinician asked the patient to do
 
     def __post_init__(self) -> None:
         self.entered_at = self.now
@@ -529,6 +559,8 @@ class KioskMachine:
                 self.ring = None
             if state != S.JOINING:
                 self.answering = False
+            if state != S.IN_CALL:
+                self.close_look, self.prompt = False, None
 
     def _home(self, notice: str = "", *, offline_too: bool = False) -> None:
         """Back to the home screen (or offline if the hub is gone)."""
@@ -654,6 +686,19 @@ class KioskMachine:
                     self.media_up = True
             case HubHeard():
                 self._heard()
+            case CloseLook(on=on, call_id=call_id):
+                if st == S.IN_CALL and call_id in (None, self.call_id) and on != self.close_look:
+                    self.close_look = on
+                    if on:
+                        effects.append(Say(self.words(CLOSE_LOOK) + "."))
+                        return True
+            case ShowPrompt(key=key, call_id=call_id):
+                known = key is None or key in PROMPT_WORDS
+                if st == S.IN_CALL and call_id in (None, self.call_id) and known:
+                    self.prompt = key
+                    if key is not None:
+                        effects.append(Say(self.words(PROMPT_WORDS[key]) + "."))
+                        return True
             case LinkQuality(call_id=call_id, quality=quality):
                 if st == S.IN_CALL and call_id == self.call_id:
                     self.call_link = quality
@@ -1043,4 +1088,6 @@ class KioskMachine:
             step=step,
             help_fraction=helping,
             language=w.code,
+            close_look=w(CLOSE_LOOK) if st == S.IN_CALL and self.close_look else "",
+            prompt=w(PROMPT_WORDS[self.prompt]) if st == S.IN_CALL and self.prompt else "",
         )

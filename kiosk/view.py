@@ -44,6 +44,10 @@ class KioskView:
     step: str = ""  # home screen asking about the last call: "faces", then "again"
     help_fraction: float | None = None  # a hold for help under way: 0..1, else None
     language: str = "en"  # the language of the words above
+    # In a call (issue 10): the clinician is looking closely ("please hold still"), and what
+    # they asked the patient to show, shown large over the picture ("" for none).
+    close_look: str = ""
+    prompt: str = ""
 
 
 class FrameSource(Protocol):

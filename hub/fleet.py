@@ -65,6 +65,11 @@ fleet_devices = Table(
     Column("inventory", Text, nullable=False),  # JSON, technical only
     Column("diagnostics_requested_at", UTCDateTime(), nullable=True),
     Column("diagnostics_requested_by", String(64), nullable=True),
+    # Support asked for an update check now: the id goes out in every heartbeat reply until
+    # the device's heartbeat reports a check that answered it (a lost reply costs nothing).
+    Column("check_request_id", String(36), nullable=True),
+    Column("check_requested_at", UTCDateTime(), nullable=True),
+    Column("check_requested_by", String(64), nullable=True),
 )
 
 rollouts_table = Table(
@@ -120,12 +125,24 @@ class LastResult(BaseModel):
     rollout_id: str | None = Field(None, max_length=36)
 
 
+class LastCheck(BaseModel):
+    """The device's last update check: when (its clock), how it ended, which request it
+    answered (if support asked for it)."""
+
+    at: float | None = None
+    outcome: str = Field(max_length=32)
+    version: str | None = Field(None, max_length=64)
+    reason: str = Field("", max_length=1000)
+    request_id: str | None = Field(None, max_length=36)
+
+
 class UpdateInfo(BaseModel):
     current: str | None = Field(None, max_length=64)
     previous: str | None = Field(None, max_length=64)
     phase: str = Field("idle", max_length=16)
     target: str | None = Field(None, max_length=64)
     last_result: LastResult | None = None
+    last_check: LastCheck | None = None
     failed: dict[str, str] = Field(default_factory=dict, max_length=20)
 
 
@@ -152,6 +169,8 @@ class UpdateDirective(BaseModel):
 class HeartbeatReply(BaseModel):
     update: UpdateDirective | None
     diagnostics_requested: bool
+    # Support asked for a check now: the request's id, until a heartbeat reports it answered.
+    check_requested: str | None = None
 
 
 class RolloutIn(BaseModel):
@@ -162,6 +181,13 @@ class RolloutIn(BaseModel):
     advance_fraction: float = 0.8
     max_failure_rate: float = 0.2
     min_reports: int = 3
+
+
+class CheckRequestIn(BaseModel):
+    """Which devices should check for updates now: the listed ones, or every one."""
+
+    device_ids: list[str] = Field(default_factory=list, max_length=5000)
+    all: bool = False
 
 
 class DiagnosticsIn(BaseModel):
@@ -296,12 +322,18 @@ def heartbeat_work(request: Request, device: DeviceIdentity, beat: Heartbeat) ->
             found = conn.execute(
                 select(fleet_devices).where(fleet_devices.c.device_id == device.device_id)
             ).first()
-            values = {
+            values: dict[str, Any] = {
                 "received_at": now,
                 "version": version,
                 "phase": beat.update.phase,
                 "inventory": inventory,
             }
+            check_request = found.check_request_id if found is not None else None
+            answered = beat.update.last_check and beat.update.last_check.request_id
+            if check_request is not None and answered == check_request:
+                values.update(check_request_id=None, check_requested_at=None)
+                values.update(check_requested_by=None)
+                check_request = None
             if found is None:
                 conn.execute(insert(fleet_devices).values(device_id=device.device_id, **values))
             else:
@@ -320,7 +352,9 @@ def heartbeat_work(request: Request, device: DeviceIdentity, beat: Heartbeat) ->
             target = rollouts.target_for(plan, state, device.device_id, version)
             if target is not None and target != version:
                 directive = UpdateDirective(version=target, rollout_id=plan.id)
-    return HeartbeatReply(update=directive, diagnostics_requested=requested)
+    return HeartbeatReply(
+        update=directive, diagnostics_requested=requested, check_requested=check_request
+    )
 
 
 @router.post("/api/fleet/heartbeat", response_model=HeartbeatReply)
@@ -399,6 +433,10 @@ def _device_row(row: Any, now: datetime, newest: str | None, has_bundle: bool) -
         "failing": failing,
         "old_version": newest is not None and _version_key(row.version) < _version_key(newest),
         "diagnostics_requested": row.diagnostics_requested_at is not None,
+        "check_requested_at": (
+            row.check_requested_at.isoformat() if row.check_requested_at else None
+        ),
+        "last_check": update_info.get("last_check"),
         "has_diagnostics": has_bundle,
     }
 
@@ -571,6 +609,39 @@ def request_diagnostics(request: Request, person: Support, device_id: str) -> di
     if not done:
         raise HTTPException(404, "That device has not sent a heartbeat yet; nothing to ask.")
     return {"requested": True}
+
+
+@router.post("/api/fleet/check-requests")
+def request_checks(request: Request, person: Support, body: CheckRequestIn) -> dict[str, Any]:
+    """Ask devices to check for updates now (the listed ones, or `all`). Each sees the request
+    in its next heartbeat reply (every minute) and checks at once, unless the patient is busy."""
+    if body.all == bool(body.device_ids):
+        raise BadInput("name the devices to check (device_ids) or ask for all of them, not both")
+    hub = services(request)
+    now = hub.clock()
+    with hub.store.engine.begin() as conn:
+        query = select(fleet_devices.c.device_id)
+        if not body.all:
+            query = query.where(fleet_devices.c.device_id.in_(body.device_ids))
+        known = [r.device_id for r in conn.execute(query)]
+        for device_id in known:
+            # A request still open keeps its id: the device may be answering it right now.
+            conn.execute(
+                update(fleet_devices)
+                .where(fleet_devices.c.device_id == device_id)
+                .where(fleet_devices.c.check_request_id.is_(None))
+                .values(check_request_id=str(uuid.uuid4()))
+            )
+        if known:
+            conn.execute(
+                update(fleet_devices)
+                .where(fleet_devices.c.device_id.in_(known))
+                .values(check_requested_at=now, check_requested_by=person.username)
+            )
+    unknown = sorted(set(body.device_ids) - set(known))
+    if not known:
+        raise HTTPException(404, "None of those devices has sent a heartbeat yet; nothing to ask.")
+    return {"requested": sorted(known), "unknown": unknown}
 
 
 @router.get("/api/fleet/devices/{device_id}/diagnostics")

@@ -14,6 +14,7 @@ tests and the image build pass a staging folder instead.
         kiosk/                       the kiosk's PORCHLIGHT_DATA_DIR, porchlight-owned, 0700
             credential.json          device credential, 0600
         update/                      the update agent's state, root-only 0700
+            bootstrap-root.json      the release repository's TUF root (from the image), 0644
             tuf/                     last trusted TUF metadata
             downloads/               partial and finished downloads
         journal/                     persistent journal (bind-mounted on /var/log/journal)
@@ -209,6 +210,8 @@ class DeviceLayout:
             PathRule(self.kiosk_data_dir, "dir", user, user, 0o700),
             PathRule(self.credential_path, "file", user, user, 0o600),
             PathRule(self.update_dir, "dir", "root", "root", 0o700),
+            # Public metadata, but only root may replace the device's trust anchor.
+            PathRule(self.bootstrap_root_path, "file", "root", "root", 0o644),
             PathRule(self.tuf_metadata_dir, "dir", "root", "root", 0o700),
             PathRule(self.downloads_dir, "dir", "root", "root", 0o700),
             PathRule(self.journal_dir, "dir", "root", "systemd-journal", 0o2755),

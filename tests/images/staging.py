@@ -64,6 +64,7 @@ class StagedRoot:
     layout: DeviceLayout
     release: str
     wheels: Path
+    tuf_root: Path
 
 
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
@@ -130,7 +131,24 @@ def build_wheel(dest: Path, scratch: Path) -> Path:
     return dest
 
 
-def assemble(root: Path, release: str, wheels: Path) -> subprocess.CompletedProcess[str]:
+def make_tuf_root(folder: Path) -> Path:
+    """A release repository made as `porchlight release init` makes it; returns its
+    metadata/root.json, the file the image installs as the agent's trust anchor."""
+    from datetime import UTC, datetime
+
+    from porchlight.provisioning.repository import RepositoryConfig, init_repository
+
+    config = RepositoryConfig(
+        path=folder / "repo", keys_dir=folder / "keys", root_keys_dir=folder / "root-keys"
+    )
+    init_repository(config, now=datetime.now(UTC))
+    return config.metadata_dir / "root.json"
+
+
+def assemble(
+    root: Path, release: str, wheels: Path, tuf_root: Path | None
+) -> subprocess.CompletedProcess[str]:
+    """Run images/assemble-root on `root`; `tuf_root` None leaves out --tuf-root."""
     # Offline: the release venv gets this checkout's porchlight; its dependencies come from
     # this machine's site-packages (the venv sees them, as on the Pi it sees lgpio/picamera2).
     env = dict(os.environ)
@@ -149,6 +167,7 @@ def assemble(root: Path, release: str, wheels: Path) -> subprocess.CompletedProc
             release,
             "--python",
             sys.executable,
+            *(["--tuf-root", str(tuf_root)] if tuf_root is not None else []),
             str(root),
         ],
         capture_output=True,

@@ -67,13 +67,15 @@ def test_fixed_paths_have_the_layouts_owner_and_mode(staged: StagedRoot) -> None
         )
 
 
-def test_boot_repairs_the_credentials_owner_and_mode(tmp_path: Path, wheels: Path) -> None:
+def test_boot_repairs_the_credentials_owner_and_mode(
+    tmp_path: Path, wheels: Path, tuf_root: Path
+) -> None:
     """A credential left readable by others (a restore, a hand copy) is made 0600 again, and
     the kiosk's folder 0700, by the tmpfiles rules systemd applies at every boot."""
     root = tmp_path / "root"
     root.mkdir()
     make_base_root(root)
-    assert assemble(root, "1.0.0", wheels).returncode == 0
+    assert assemble(root, "1.0.0", wheels, tuf_root).returncode == 0
     layout = DeviceLayout(root)
     users, _ = _ids(root)
     uid, gid = int(users[KIOSK_USER][2]), int(users[KIOSK_USER][3])
@@ -91,7 +93,7 @@ def test_boot_repairs_the_credentials_owner_and_mode(tmp_path: Path, wheels: Pat
     [
         ("multi-user.target", "porchlight-kiosk.service"),
         ("multi-user.target", "porchlight-firstboot.service"),
-        ("timers.target", "porchlight-update.timer"),
+        ("multi-user.target", "porchlight-update.service"),
         ("local-fs.target", "opt-porchlight.mount"),
         ("local-fs.target", "var-lib-porchlight.mount"),
         ("local-fs.target", "var-log-journal.mount"),
@@ -140,7 +142,7 @@ def test_assembling_twice_changes_no_boot_file(staged: StagedRoot, tmp_path: Pat
     make_base_root(copy)
     for name, text in before.items():
         (copy / "boot/firmware" / name).write_text(text)
-    assert assemble(copy, "9.9.9", staged.wheels).returncode == 0
+    assert assemble(copy, "9.9.9", staged.wheels, staged.tuf_root).returncode == 0
     assert {p.name: p.read_text() for p in (copy / "boot/firmware").iterdir()} == before
 
 
@@ -176,25 +178,62 @@ def test_config_file_parses_for_every_component(staged: StagedRoot) -> None:
         (["--release", "1/../../etc"], "may use only letters"),
         (["--release", ".x"], "must start with a letter or digit"),
         ([], "no --release VERSION given"),
+        (["--release", "1.0.0"], "no --tuf-root given"),
+        (["--release", "1.0.0", "--tuf-root", "/nonexistent/root.json"], "is not a file"),
+        (["--release", "1.0.0", "--tuf-root", "{targets}"], "is not TUF root metadata"),
+        (["--release", "1.0.0", "--tuf-root", "{garbage}"], "is not TUF root metadata"),
     ],
 )
-def test_assemble_root_refuses_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
+def test_assemble_root_refuses_bad_input(
+    tmp_path: Path, tuf_root: Path, args: list[str], message: str
+) -> None:
     from .staging import IMAGES
 
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    garbage = scratch / "root.json"
+    garbage.write_text("not json")
+    # Signed metadata of another role from the same repository: right format, wrong file.
+    files = {"{targets}": str(tuf_root.with_name("1.targets.json")), "{garbage}": str(garbage)}
+    args = [files.get(arg, arg) for arg in args]
+    target = tmp_path / "root"
+    target.mkdir()
     result = subprocess.run(
-        [str(IMAGES / "assemble-root"), *args, str(tmp_path)],
+        [str(IMAGES / "assemble-root"), *args, str(target)],
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode != 0
     assert message in result.stderr
-    assert list(tmp_path.iterdir()) == [], "nothing written"
+    assert list(target.iterdir()) == [], "nothing written"
 
 
 def test_assemble_root_will_not_overwrite_an_installed_release(staged: StagedRoot) -> None:
     before = os.readlink(staged.layout.current_link)
-    result = assemble(staged.root, staged.release, staged.wheels)
+    result = assemble(staged.root, staged.release, staged.wheels, staged.tuf_root)
     assert result.returncode != 0
     assert "already installed" in result.stderr
     assert os.readlink(staged.layout.current_link) == before
+
+
+def test_the_update_agent_trusts_the_repositorys_root(staged: StagedRoot, tmp_path: Path) -> None:
+    """The image installs `porchlight release init`'s metadata/root.json where the agent
+    reads its bootstrap root, byte for byte, owned by root and not writable by anyone else;
+    python-tuf accepts it as a root signed by its own keys."""
+    from tuf.ngclient import Updater
+
+    installed = staged.layout.bootstrap_root_path
+    assert installed.read_bytes() == staged.tuf_root.read_bytes()
+    assert _owner_names(staged.root, installed) == ("root", "root", 0o644)
+    rule = {r.path: r for r in staged.layout.permission_rules()}[installed]
+    assert (rule.owner, rule.group, rule.mode) == ("root", "root", 0o644)
+    assert _owner_names(staged.root, installed.parent) == ("root", "root", 0o700)
+    Updater(
+        metadata_dir=str(tmp_path / "tuf"),
+        metadata_base_url="http://127.0.0.1:9/",
+        bootstrap=installed.read_bytes(),
+    )
+    tmpfiles = (staged.root / "usr/lib/tmpfiles.d/porchlight.conf").read_text().split("\n")
+    line = next(x.split() for x in tmpfiles if str(DeviceLayout().bootstrap_root_path) in x)
+    assert line[0] == "z" and line[2:5] == ["0644", "root", "root"], "repaired at every boot"

@@ -25,7 +25,9 @@ import contextlib
 import ipaddress
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -183,9 +185,17 @@ class PracticeKiosks:
         self.clock = clock
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._sockets: Path | None = None
 
     def folder(self, team_id: str) -> Path:
         return self.config.data_dir / FOLDER / practice_ids(team_id).patient_id
+
+    def sim_socket(self, team_id: str) -> Path:
+        """The practice kiosk's simulated-device socket: in a private folder of its own, as
+        a Unix socket's path must be short (about 100 bytes) and data dirs can be long."""
+        if self._sockets is None:
+            self._sockets = Path(tempfile.mkdtemp(prefix="porchlight-practice-"))
+        return self._sockets / f"{practice_ids(team_id).patient_id[:8]}.sock"
 
     def running(self, team_id: str) -> bool:
         proc = self._procs.get(team_id)
@@ -220,7 +230,7 @@ class PracticeKiosks:
         """Press and release the practice kiosk's button (its simulated device's socket)."""
         from porchlight.device.sim_control import sim_request
 
-        sock = self.folder(team_id) / "sim.sock"
+        sock = self.sim_socket(team_id)
 
         def both() -> None:
             sim_request(sock, "press")
@@ -242,6 +252,8 @@ class PracticeKiosks:
             str(folder),
             "--quiet-s",
             str(QUIET_S),
+            "--sim-socket",
+            str(self.sim_socket(practice.team_id)),
         ]
         if _loopback(self.config):
             # A hub on loopback (the demo, tests): the browser is on this machine too.
@@ -294,6 +306,9 @@ class PracticeKiosks:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
+        if self._sockets is not None:
+            shutil.rmtree(self._sockets, ignore_errors=True)
+            self._sockets = None
 
 
 # -- routes ------------------------------------------------------------------------------------

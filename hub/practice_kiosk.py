@@ -134,7 +134,7 @@ class PracticePatient:
                 self.stop.set()
 
 
-async def run(data_dir: Path, quiet_s: float, ice_hosts: list[str]) -> None:
+async def run(data_dir: Path, quiet_s: float, ice_hosts: list[str], sim_socket: Path) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -143,6 +143,7 @@ async def run(data_dir: Path, quiet_s: float, ice_hosts: list[str]) -> None:
     config = KioskConfig(
         data_dir=data_dir,
         ice_host_addresses=ice_hosts,
+        sim_control_path=sim_socket,
         device=DeviceConfig(simulate=True, speech=False),
     )
     players: list[PracticePatient] = []
@@ -160,9 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--quiet-s", type=float, default=600.0)
     parser.add_argument("--ice-host", action="append", default=[])
+    parser.add_argument("--sim-socket", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(run(args.data_dir, args.quiet_s, args.ice_host))
+    asyncio.run(run(args.data_dir, args.quiet_s, args.ice_host, args.sim_socket))
     return 0
 
 

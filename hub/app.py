@@ -41,6 +41,7 @@ from porchlight.hub import (
     releases,
     ringing,
     signalling,
+    stills,
 )
 from porchlight.hub.auth import Forbidden
 from porchlight.hub.bus import Bus
@@ -217,6 +218,7 @@ def create_app(
     app.include_router(device_plan.router)
     app.include_router(help_requests.router)
     app.include_router(evidence.router)  # /evidence and its figures
+    app.include_router(stills.router)  # still uploads and reading them (issue 10)
     app.include_router(practice.router)  # practice patients (issue 10)
 
     @app.get("/", include_in_schema=False)

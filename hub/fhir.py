@@ -1,4 +1,5 @@
-"""Records as FHIR R4: vital signs as Observations, check-ins as QuestionnaireResponses.
+"""Records as FHIR R4: vital signs as Observations, check-ins as QuestionnaireResponses,
+stills as Media.
 
 `GET /fhir/Observation?patient=ID` and `GET /fhir/QuestionnaireResponse?patient=ID` answer
 searchset Bundles (clinicians only). Observations follow the R4 vital-signs profile: category
@@ -17,8 +18,10 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from porchlight.hub.inbox import patient_records
+from porchlight.hub.messages import iso
 from porchlight.hub.questionnaires import Clinician, known_questionnaire
 from porchlight.hub.services import services
+from porchlight.hub.stills import CareTeam, NoSuchStill, Still, patient_stills, readable_still
 from porchlight.kiosk.questionnaire import Questionnaire
 from porchlight.kiosk.records import BP_PANEL, VITALS, Record, RecordKind
 
@@ -28,7 +31,9 @@ CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 PROFILE = "http://hl7.org/fhir/StructureDefinition/"
 EXT_FLAGGED = "urn:porchlight:fhir:flagged"
+CALL_SYSTEM = "urn:porchlight:call"
 FHIR_JSON = "application/fhir+json"
+MEDIA_TYPE = "http://terminology.hl7.org/CodeSystem/media-type"
 
 # The specific R4 vital-signs profile per vital (all derive from "vitalsigns").
 _PROFILES = {
@@ -185,6 +190,47 @@ def response_bundle(engine: Engine, patient_id: str, base: str, self_url: str) -
     return bundle(base, self_url, resources)
 
 
+def media(still: Still, base: str) -> dict[str, Any]:
+    """A still as an R4 Media: a photo of the patient taken in a consultation (the call).
+
+    R4's media-type code for a photo is `image` (DSTU2 called it `photo`); the text says photo.
+    """
+    taken = iso(still.taken_at)
+    resource: dict[str, Any] = {
+        "resourceType": "Media",
+        "id": still.id,
+        "identifier": [{"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{still.id}"}],
+        "status": "completed",
+        "type": {
+            "coding": [{"system": MEDIA_TYPE, "code": "image", "display": "Image"}],
+            "text": "Photo",
+        },
+        "subject": {"reference": f"Patient/{still.patient_id}"},
+        "createdDateTime": taken,
+        "width": still.width,
+        "height": still.height,
+        "content": {
+            "contentType": still.content_type,
+            "url": base + still.url,
+            "size": still.size,
+            "hash": still.sha1_b64,
+            "creation": taken,
+            "title": "Still taken in a video consultation",
+        },
+    }
+    if still.call_id is not None:
+        # The consultation: the call's id (Porchlight keeps calls, not Encounter resources).
+        resource["encounter"] = {
+            "identifier": {"system": CALL_SYSTEM, "value": still.call_id},
+            "display": "Video consultation",
+        }
+    return resource
+
+
+def media_bundle(engine: Engine, patient_id: str, base: str, self_url: str) -> dict:
+    return bundle(base, self_url, [media(s, base) for s in patient_stills(engine, patient_id)])
+
+
 router = APIRouter(tags=["fhir"])
 
 
@@ -219,3 +265,18 @@ async def search_observations(request: Request, person: Clinician) -> JSONRespon
 )
 async def search_responses(request: Request, person: Clinician) -> JSONResponse:
     return await _search(request, response_bundle)
+
+
+@router.get("/fhir/Media", summary="A patient's stills as a FHIR R4 searchset Bundle of Media")
+async def search_media(request: Request, person: CareTeam) -> JSONResponse:
+    return await _search(request, media_bundle)
+
+
+@router.get("/fhir/Media/{still_id}", summary="One still as a FHIR R4 Media")
+def read_media(still_id: str, request: Request, person: CareTeam) -> JSONResponse:
+    try:
+        still = readable_still(request, still_id, person)
+    except NoSuchStill as exc:
+        return JSONResponse({"error": "not_found", "message": str(exc)}, status_code=404)
+    base = str(request.base_url).rstrip("/")
+    return JSONResponse(media(still, base), media_type=FHIR_JSON)

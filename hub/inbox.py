@@ -36,6 +36,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from starlette.concurrency import run_in_threadpool
@@ -46,6 +47,14 @@ from porchlight.hub.auth import DeviceIdentity
 from porchlight.hub.db import UTCDateTime, metadata
 from porchlight.hub.questionnaires import Clinician, Device, known_questionnaire
 from porchlight.hub.services import services
+from porchlight.hub.stills import (
+    StillFiles,
+    final_still,
+    ready_message,
+    still_files,
+    stills,
+    tell_clinician,
+)
 from porchlight.kiosk.questionnaire import Level, Questionnaire
 from porchlight.kiosk.records import VITALS, Record, RecordKind, check_vitals, parse_time
 
@@ -113,7 +122,7 @@ def hub_flags(record: Record, questionnaire: Questionnaire | None) -> list[str]:
 @dataclass(frozen=True)
 class Result:
     id: str | None
-    status: str  # stored | duplicate | conflict | invalid | forbidden
+    status: str  # stored | duplicate | conflict | invalid | forbidden | error (still bytes)
     message: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -130,10 +139,16 @@ def store_records(
     *,
     now: datetime,
     lookup: Callable[[str], Questionnaire | None],
+    stills_here: StillFiles | None = None,
 ) -> list[Result]:
-    """Validate and store each record; one result per item, in order."""
+    """Validate and store each record; one result per item, in order.
+
+    A `still` record is stored only when `stills_here` has all its bytes and they match
+    (then the still is final, in the same transaction); otherwise its result is `error`.
+    """
     results: list[Result | None] = [None] * len(items)
     valid: list[tuple[int, Record, str, list[str]]] = []
+    still_sha1: dict[str, str] = {}
     for i, raw in enumerate(items):
         rid = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
         rid = rid if rid is None or len(rid) <= 64 else None
@@ -151,6 +166,12 @@ def store_records(
             lookup(record.body["questionnaire"]) if record.kind is RecordKind.ANSWERS else None
         )
         digest = hashlib.sha256(record.content()).hexdigest()
+        if record.kind is RecordKind.STILL and not _already_stored(engine, record.id):
+            problem = _check_still_bytes(stills_here, record)
+            if isinstance(problem, Result):
+                results[i] = problem
+                continue
+            still_sha1[record.id] = problem
         valid.append((i, record, digest, hub_flags(record, questionnaire)))
     if valid:
         # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT DO NOTHING.
@@ -177,6 +198,18 @@ def store_records(
                     },
                 )
                 if done.first() is not None:
+                    if record.id in still_sha1:  # the record commits the still's bytes
+                        conn.execute(
+                            update(stills)
+                            .where(stills.c.id == record.id)
+                            .values(
+                                StillFiles.finalise_values(
+                                    dict(record.body),
+                                    parse_time(record.recorded_at),
+                                    still_sha1[record.id],
+                                )
+                            )
+                        )
                     results[i] = Result(record.id, "stored")
                     continue
                 stored = conn.execute(
@@ -200,6 +233,33 @@ def store_records(
                     "A different record is already stored under this id; nothing was changed.",
                 )
     return [r for r in results if r is not None]
+
+
+def _already_stored(engine: Engine, record_id: str) -> bool:
+    with engine.connect() as conn:
+        found = conn.execute(select(records.c.id).where(records.c.id == record_id)).first()
+    return found is not None
+
+
+def _check_still_bytes(files: StillFiles | None, record: Record) -> Result | str:
+    """The SHA-1 (base64) of a still's bytes when they are all here and match, else an
+    `error` result saying what to do (the kiosk keeps the record and tries again)."""
+    if files is None:
+        return Result(record.id, "error", "This hub does not take stills here.")
+    body = record.body
+    check = files.check_bytes(record.id, record.patient_id, body["size"], body["sha256"])
+    if not check.ok:
+        return Result(record.id, "error", check.message or "The still's bytes do not match.")
+    return check.sha1_b64
+
+
+def _stored_stills(items: list[Any], results: list[Result]) -> list[str]:
+    kinds = {i.get("id"): i.get("kind") for i in items if isinstance(i, dict)}
+    return [
+        r.id
+        for r in results
+        if r.status == "stored" and r.id and kinds.get(r.id) == RecordKind.STILL.value
+    ]
 
 
 class _BadBatch(Exception):
@@ -284,6 +344,9 @@ async def post_records(request: Request, device: Device) -> Response:
     except _BadBatch as exc:
         return _error(exc.status, exc.code, exc.message)
 
+    files = still_files(request)
+    stored_stills: list[str] = []  # stills now whole and checked: tell the clinician
+
     def work() -> Response:
         try:
             items = parse_batch(body, request.headers.get("content-encoding"))
@@ -291,7 +354,10 @@ async def post_records(request: Request, device: Device) -> Response:
             return _error(exc.status, exc.code, exc.message)
         engine = hub.store.engine
         lookup = _memo(lambda canonical: known_questionnaire(engine, canonical))
-        results = store_records(engine, device, items, now=hub.clock(), lookup=lookup)
+        results = store_records(
+            engine, device, items, now=hub.clock(), lookup=lookup, stills_here=files
+        )
+        stored_stills.extend(_stored_stills(items, results))
         answer = json.dumps({"results": [r.to_json() for r in results]}, separators=(",", ":"))
         if "gzip" in request.headers.get("accept-encoding", "") and len(answer) > 1024:
             # Rural links are slow both ways; the per-record answers compress ~5x.
@@ -302,7 +368,12 @@ async def post_records(request: Request, device: Device) -> Response:
             )
         return Response(answer, media_type="application/json")
 
-    return await run_in_threadpool(work)
+    response = await run_in_threadpool(work)
+    for still_id in stored_stills:
+        still = await run_in_threadpool(final_still, hub.store.engine, still_id)
+        if still is not None:
+            await tell_clinician(request, device.patient_id, still.call_id, ready_message(still))
+    return response
 
 
 def _memo(fn: Callable[[str], Questionnaire | None]) -> Callable[[str], Questionnaire | None]:

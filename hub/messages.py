@@ -11,11 +11,13 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from porchlight.errors import BadInput
 from porchlight.hub.waiting_room import KioskState, WaitingPatient
 from porchlight.protocol import (
+    MAX_STILL_BYTES,
+    PROMPTS,
     ClinicianSays,
     DeviceSays,
     EndReason,
@@ -110,6 +112,27 @@ class DeviceRingAccept(_Message):
     ring_id: RingId
 
 
+StillId = Annotated[
+    str,
+    Field(
+        min_length=36,
+        max_length=36,
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+    ),
+]
+# The clinic page's own id for a still it asked for (docs/protocol.md: 1-64 characters).
+RequestId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class DeviceStillTaken(_Message):
+    """The kiosk captured the still a clinician asked for and queued it in its outbox."""
+
+    type: Literal[DeviceSays.STILL_TAKEN]
+    request_id: RequestId
+    still_id: StillId
+    size: int = Field(ge=1, le=MAX_STILL_BYTES, strict=True)
+
+
 DeviceMessage = (
     DeviceHello
     | DeviceJoin
@@ -119,6 +142,7 @@ DeviceMessage = (
     | DeviceRingAccept
     | DeviceStats
     | DeviceProbe
+    | DeviceStillTaken
 )
 
 _DEVICE_MODELS: dict[str, type[_Message]] = {
@@ -130,6 +154,7 @@ _DEVICE_MODELS: dict[str, type[_Message]] = {
     DeviceSays.RING_ACCEPT: DeviceRingAccept,
     DeviceSays.STATS: DeviceStats,
     DeviceSays.PROBE: DeviceProbe,
+    DeviceSays.STILL_TAKEN: DeviceStillTaken,
 }
 
 # -- clinician → hub ----------------------------------------------------------------------
@@ -167,6 +192,48 @@ class ClinicianRingCancel(_Message):
     reason: Literal["cancelled", "no_answer"] = "cancelled"
 
 
+Fraction = Annotated[float, Field(ge=0, le=1, strict=True, allow_inf_nan=False)]
+MIN_REGION_SIDE = 0.05
+_EDGE_SLACK = 1e-9  # x + w computed in floating point may overshoot 1 by a rounding error
+
+
+class Region(_Message):
+    """A part of the camera's whole frame, in fractions (x, y: its top left)."""
+
+    x: Fraction
+    y: Fraction
+    w: Fraction
+    h: Fraction
+
+    @model_validator(mode="after")
+    def _inside(self) -> Region:
+        if self.w < MIN_REGION_SIDE or self.h < MIN_REGION_SIDE:
+            raise ValueError(f"w and h must be at least {MIN_REGION_SIDE}")
+        if self.x + self.w > 1 + _EDGE_SLACK or self.y + self.h > 1 + _EDGE_SLACK:
+            raise ValueError("the region must lie inside the frame (x + w ≤ 1, y + h ≤ 1)")
+        return self
+
+
+# In a call, for the call's own clinician. `call_id` is optional (the page's call is known);
+# when given it must be the page's call.
+class ClinicianView(_Message):
+    type: Literal[ClinicianSays.VIEW]
+    region: Region | None
+    call_id: CallId | None = None
+
+
+class ClinicianTakeStill(_Message):
+    type: Literal[ClinicianSays.TAKE_STILL]
+    request_id: RequestId
+    call_id: CallId | None = None
+
+
+class ClinicianPrompt(_Message):
+    type: Literal[ClinicianSays.PROMPT]
+    prompt: Literal[tuple(PROMPTS)] | None  # type: ignore[valid-type]
+    call_id: CallId | None = None
+
+
 ClinicianMessage = (
     ClinicianHello
     | ClinicianAdmit
@@ -174,6 +241,9 @@ ClinicianMessage = (
     | ClinicianHangup
     | ClinicianRing
     | ClinicianRingCancel
+    | ClinicianView
+    | ClinicianTakeStill
+    | ClinicianPrompt
 )
 
 _CLINICIAN_MODELS: dict[str, type[_Message]] = {
@@ -183,6 +253,9 @@ _CLINICIAN_MODELS: dict[str, type[_Message]] = {
     ClinicianSays.HANGUP: ClinicianHangup,
     ClinicianSays.RING: ClinicianRing,
     ClinicianSays.RING_CANCEL: ClinicianRingCancel,
+    ClinicianSays.VIEW: ClinicianView,
+    ClinicianSays.TAKE_STILL: ClinicianTakeStill,
+    ClinicianSays.PROMPT: ClinicianPrompt,
 }
 
 
@@ -351,3 +424,31 @@ def stats(call_id: str, patient_id: str, report: DeviceStats) -> dict[str, Any]:
 
 def probe_ack(seq: int) -> dict[str, Any]:
     return {"type": HubToDevice.PROBE_ACK.value, "seq": seq}
+
+
+# -- the close look, stills and prompts (issue 10) ------------------------------------------
+
+
+def view(region: Region | None) -> dict[str, Any]:
+    return {
+        "type": HubToDevice.VIEW.value,
+        "region": None if region is None else region.model_dump(),
+    }
+
+
+def take_still(request_id: str) -> dict[str, Any]:
+    return {"type": HubToDevice.TAKE_STILL.value, "request_id": request_id}
+
+
+def prompt(key: str | None) -> dict[str, Any]:
+    return {"type": HubToDevice.PROMPT.value, "prompt": key}
+
+
+def still_taken(taken: DeviceStillTaken, patient_id: str) -> dict[str, Any]:
+    return {
+        "type": HubToClinician.STILL_TAKEN.value,
+        "request_id": taken.request_id,
+        "still_id": taken.still_id,
+        "size": taken.size,
+        "patient_id": patient_id,
+    }

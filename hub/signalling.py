@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import uuid
@@ -25,7 +26,13 @@ from starlette.websockets import WebSocketDisconnect
 from porchlight.hub import messages as m
 from porchlight.hub import ringing
 from porchlight.hub.appointments import CallEvents, NoCallEvents
-from porchlight.hub.auth import CLINICAL_ROLES, PersonIdentity, accept_device, accept_person
+from porchlight.hub.auth import (
+    CLINICAL_ROLES,
+    DeviceIdentity,
+    PersonIdentity,
+    accept_device,
+    accept_person,
+)
 from porchlight.hub.bus import (
     CLINICIANS,
     CLOSE_KEY,
@@ -43,6 +50,7 @@ from porchlight.hub.config import HubConfig
 from porchlight.hub.messages import BadMessage
 from porchlight.hub.room_sync import NotShared, RoomSync
 from porchlight.hub.services import Clock, services
+from porchlight.hub.stills import still_files
 from porchlight.hub.teams import can_see, visible_rows
 from porchlight.hub.waiting_room import (
     Call,
@@ -254,6 +262,9 @@ class Signalling:
                 if isinstance(message, m.DeviceProbe):  # touches no room state: answer now
                     conn.send(m.probe_ack(message.seq))
                     return
+                if isinstance(message, m.DeviceStillTaken):
+                    await self._on_still_taken(websocket, identity, message)
+                    return
                 async with self.room_sync.transaction(patient_id):
                     await self._on_device(patient_id, identity.display_name, conn, message)
 
@@ -324,6 +335,33 @@ class Signalling:
                     )
             case m.DeviceRingAccept():
                 await ringing.accept(self, patient_id, display_name, conn, message.ring_id)
+
+    async def _on_still_taken(
+        self, websocket: WebSocket, identity: DeviceIdentity, message: m.DeviceStillTaken
+    ) -> None:
+        """Tell the call's clinician, and remember the still's call (its progress and
+        readiness go to whoever is the call's clinician then, on whichever instance)."""
+        patient_id = identity.patient_id
+        async with self.room_sync.transaction(patient_id):
+            call = self._patient_call(patient_id)
+            if call is not None and call.clinician_conn is not None:
+                await self.bus.publish(
+                    clinician_topic(call.clinician_conn), m.still_taken(message, patient_id)
+                )
+        files = still_files(websocket)
+        await anyio.to_thread.run_sync(
+            functools.partial(
+                files.note_taken,
+                message.still_id,
+                identity,
+                call_id=call.call_id if call is not None else None,
+                request_id=message.request_id,
+                now=self._clock(),
+            )
+        )
+
+    def _patient_call(self, patient_id: str) -> Call | None:
+        return next((c for c in self.room.calls if c.patient_id == patient_id), None)
 
     def _admitted(self, call: Call) -> Message:
         name = call.clinician_name or "Your clinician"
@@ -415,6 +453,35 @@ class Signalling:
                 await ringing.ring(self, person, conn, message.patient_id)
             case m.ClinicianRingCancel():
                 await ringing.cancel(self, person, conn, message.ring_id, message.reason)
+            case m.ClinicianView():
+                call = self._own_call(conn, message.call_id)
+                await self.bus.publish(device_topic(call.patient_id or ""), m.view(message.region))
+            case m.ClinicianTakeStill():
+                call = self._own_call(conn, message.call_id)
+                await self.bus.publish(
+                    device_topic(call.patient_id or ""), m.take_still(message.request_id)
+                )
+            case m.ClinicianPrompt():
+                call = self._own_call(conn, message.call_id)
+                await self.bus.publish(
+                    device_topic(call.patient_id or ""), m.prompt(message.prompt)
+                )
+
+    def _own_call(self, conn: _Connection, call_id: str | None) -> Call:
+        """The call this page is the clinician of (and that has a kiosk), or Refused."""
+        if call_id is None:
+            call = self.room.call_of_clinician(conn.id)
+            if call is None:
+                raise Refused("unknown_call", "You are not in a call.")
+        else:
+            call = self.room.call(call_id)
+            if call is None:
+                raise Refused("unknown_call", "There is no such call.")
+            if call.clinician_conn != conn.id:
+                raise Refused("not_your_call", "This call belongs to another clinician or page.")
+        if call.patient_id is None:
+            raise Refused("unknown_call", "The patient's kiosk has not come back to this call yet.")
+        return call
 
     # -- shared -------------------------------------------------------------------------
 

@@ -59,7 +59,6 @@ class Call:
     url: str
     body: Any = None  # JSON body
     content: bytes | None = None
-    headers: dict[str, str] | None = None
 
 
 def _record(world: World) -> dict[str, Any]:
@@ -281,36 +280,20 @@ MATRIX: dict[tuple[str, str], tuple[Callable[[World], Call], dict[str, int | str
         lambda w: Call("GET", f"/api/evidence.csv?team_id={w.team_x}&month=2025-03"),
         cells(403, **PEOPLE_ONLY, clin_x=200, nurse_x=200, clin_y=404, nurse_y=404),
     ),
-    # Stills (issue 10): a kiosk uploads its own; the care team reads them (tests/stills
-    # cover real stills of both teams). Unknown still ids answer 404 to everyone allowed.
-    ("PUT", "/api/device/stills/{still_id}"): (
-        lambda w: Call(
-            "PUT",
-            f"/api/device/stills/{uuid.uuid4()}",
-            content=b"\xff\xd8",
-            headers={"Content-Range": "bytes 0-1/2"},
-        ),
-        DEVICES_ONLY,
+    # Practice patients (issue 10): each clinician sees their own teams'. Starting a practice
+    # kiosk is covered with real kiosks in tests/practice; the target here is patient A, who
+    # is not a practice patient, so no kiosk process starts: 404 to every clinician.
+    ("GET", "/api/practice"): (
+        lambda w: Call("GET", "/api/practice"),
+        cells(403, **PEOPLE_ONLY, clin_x=200, clin_y=200),
     ),
-    ("GET", "/api/device/stills/{still_id}"): (
-        lambda w: Call("GET", f"/api/device/stills/{uuid.uuid4()}"),
-        DEVICES_ONLY,
+    ("POST", "/api/practice/{patient_id}/start"): (
+        lambda w: Call("POST", f"/api/practice/{w.patient_a}/start"),
+        cells(403, **PEOPLE_ONLY, clin_x=404, clin_y=404),
     ),
-    ("GET", "/api/stills/{still_id}"): (
-        lambda w: Call("GET", f"/api/stills/{uuid.uuid4()}"),
-        cells(403, **PEOPLE_ONLY, clin_x=404, clin_y=404, nurse_x=404, nurse_y=404),
-    ),
-    ("GET", "/api/patients/{patient_id}/stills"): (
-        lambda w: Call("GET", f"/api/patients/{w.patient_a}/stills"),
-        cells(403, **PEOPLE_ONLY, clin_x=200, nurse_x=200),
-    ),
-    ("GET", "/fhir/Media"): (
-        lambda w: Call("GET", f"/fhir/Media?patient={w.patient_a}"),
-        cells(403, **PEOPLE_ONLY, clin_x=200, nurse_x=200),
-    ),
-    ("GET", "/fhir/Media/{still_id}"): (
-        lambda w: Call("GET", f"/fhir/Media/{uuid.uuid4()}"),
-        cells(403, **PEOPLE_ONLY, clin_x=404, clin_y=404, nurse_x=404, nurse_y=404),
+    ("POST", "/api/practice/{patient_id}/waiting-room"): (
+        lambda w: Call("POST", f"/api/practice/{w.patient_a}/waiting-room"),
+        cells(403, **PEOPLE_ONLY, clin_x=404, clin_y=404),
     ),
     ("GET", "/"): (lambda w: Call("GET", "/"), everyone(307)),
     ("GET", "/clinic"): (lambda w: Call("GET", "/clinic"), everyone(200)),
@@ -416,7 +399,7 @@ def test_matrix(key, world, tmp_path):
                 call.url,
                 json=call.body,
                 content=call.content,
-                headers={**headers, **(call.headers or {})},
+                headers=headers,
                 follow_redirects=False,
             )
             got[actor] = response.status_code

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ def banner(clinic_url: str, username: str, password: str, patient: str, kiosk_di
             f"  Patient: {patient}, on a simulated kiosk.",
             "  Press the kiosk's button: click the big button or press the space bar in its",
             f"  window, or run: porchlight sim press --data-dir {kiosk_dir}",
+            "  Rehearse on the practice patient: Practice call on the clinic page.",
             "  Stop with Ctrl+C.",
             "",
         ]
@@ -39,6 +41,7 @@ def banner(clinic_url: str, username: str, password: str, patient: str, kiosk_di
 
 def run_demo(root: Path, *, port: int = 8740, with_kiosk: bool = True) -> None:
     from porchlight.hub.config import load_config
+    from porchlight.hub.practice import ensure_all
     from porchlight.hub.seed import seed_demo
     from porchlight.hub.server import HubServer
     from porchlight.kiosk.credential import DeviceCredential, save_credential
@@ -51,6 +54,8 @@ def run_demo(root: Path, *, port: int = 8740, with_kiosk: bool = True) -> None:
     try:
         assert server.store is not None
         seed = seed_demo(server.store)
+        if hub_config.practice_patient:
+            ensure_all(server.store, datetime.now(UTC))  # the demo team's practice patient
         save_credential(
             kiosk_dir,
             DeviceCredential(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
         detail = exc.detail if isinstance(exc.detail, str) else None
-        message = _PLAIN_MESSAGES.get(exc.status_code) or detail or "The request failed."
+        if detail in {s.phrase for s in HTTPStatus if s.value == exc.status_code}:
+            detail = None  # Starlette's bare "Not Found": say it plainly instead
+        # A route's own words ("No such patient in your care teams.") say more than ours.
+        message = detail or _PLAIN_MESSAGES.get(exc.status_code) or "The request failed."
         return error_response(exc.status_code, message, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -218,8 +222,8 @@ def create_app(
     app.include_router(device_plan.router)
     app.include_router(help_requests.router)
     app.include_router(evidence.router)  # /evidence and its figures
-    app.include_router(stills.router)  # still uploads and reading them (issue 10)
     app.include_router(practice.router)  # practice patients (issue 10)
+    app.include_router(stills.router)  # still uploads and reading them (issue 10)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -634,7 +634,7 @@ def check_start(starts: datetime, now: datetime, rules: AppointmentRules) -> dat
     if starts.tzinfo is None:
         raise BadInput("starts_at needs a time zone (e.g. 2025-03-04T14:30:00Z)")
     if starts < now - rules.dna_after:
-        raise BadInput("That time has already passed. Choose a date and time still to come.")
+        raise BadInput("That time is in the past. Choose a date and time still to come.")
     if starts > now + timedelta(days=rules.max_ahead_days):
         raise BadInput(
             f"That is too far ahead: book at most {rules.max_ahead_days} days from today."

@@ -31,6 +31,11 @@ def clinician_topic(conn_id: str) -> str:
     return f"clinician:{conn_id}"
 
 
+def team_topic(team_id: str) -> str:
+    """Every clinic page of one care team (help requests, hub/help_alerts.py)."""
+    return f"team:{team_id}"
+
+
 def session_topic(session_sha256: str) -> str:
     return f"session:{session_sha256}"
 

@@ -45,6 +45,7 @@ from starlette.requests import ClientDisconnect
 from porchlight.errors import BadInput
 from porchlight.hub.auth import DeviceIdentity
 from porchlight.hub.db import UTCDateTime, metadata
+from porchlight.hub.help_alerts import announce, newly_stored_help
 from porchlight.hub.questionnaires import Clinician, Device, known_questionnaire
 from porchlight.hub.services import services
 from porchlight.hub.stills import (
@@ -344,6 +345,7 @@ async def post_records(request: Request, device: Device) -> Response:
     except _BadBatch as exc:
         return _error(exc.status, exc.code, exc.message)
 
+    alerts: list[tuple[str, dict[str, Any]]] = []  # help requests to push to the care team
     files = still_files(request)
     stored_stills: list[str] = []  # stills now whole and checked: tell the clinician
 
@@ -354,10 +356,11 @@ async def post_records(request: Request, device: Device) -> Response:
             return _error(exc.status, exc.code, exc.message)
         engine = hub.store.engine
         lookup = _memo(lambda canonical: known_questionnaire(engine, canonical))
-        results = store_records(
-            engine, device, items, now=hub.clock(), lookup=lookup, stills_here=files
-        )
+        now = hub.clock()
+        results = store_records(engine, device, items, now=now, lookup=lookup, stills_here=files)
         stored_stills.extend(_stored_stills(items, results))
+        stored = {r.id for r in results if r.status == "stored" and r.id is not None}
+        alerts.extend(newly_stored_help(hub.store, device.patient_id, items, stored, now))
         answer = json.dumps({"results": [r.to_json() for r in results]}, separators=(",", ":"))
         if "gzip" in request.headers.get("accept-encoding", "") and len(answer) > 1024:
             # Rural links are slow both ways; the per-record answers compress ~5x.
@@ -369,6 +372,7 @@ async def post_records(request: Request, device: Device) -> Response:
         return Response(answer, media_type="application/json")
 
     response = await run_in_threadpool(work)
+    await announce(hub.signalling.bus, alerts)
     for still_id in stored_stills:
         still = await run_in_threadpool(final_still, hub.store.engine, still_id)
         if still is not None:

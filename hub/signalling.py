@@ -45,6 +45,7 @@ from porchlight.hub.bus import (
     device_id_topic,
     device_topic,
     session_topic,
+    team_topic,
 )
 from porchlight.hub.config import HubConfig
 from porchlight.hub.messages import BadMessage
@@ -388,6 +389,7 @@ class Signalling:
             self.bus.subscribe(CLINICIANS, self._clinician_delivery(person, conn)),
             self.bus.subscribe(clinician_topic(conn.id), conn.send),
             self.bus.subscribe(session_topic(person.session_sha256), conn.send),
+            *(self.bus.subscribe(team_topic(team), conn.send) for team in sorted(person.teams)),
         ]
         self._clinicians[conn.id] = (conn, person)
         log.info("clinician page connected")

@@ -70,6 +70,7 @@ class HubToClinician(StrEnum):
     STILL_TAKEN = "still_taken"  # the kiosk captured the still you asked for (issue 10)
     STILL_PROGRESS = "still_progress"  # bytes of it the hub has
     STILL_READY = "still_ready"  # whole and checked: show it
+    HELP_REQUEST = "help_request"  # a patient of your care team asked for help (issue 8)
 
 
 class EndReason(StrEnum):

@@ -1,4 +1,4 @@
-// Small helpers shared by the care and evidence scripts: the hub's JSON API and elements.
+// Small helpers shared by the hub's page scripts: the JSON API, its error words, and elements.
 
 export async function api(path, options = {}) {
   const init = { credentials: "same-origin", headers: {}, ...options };
@@ -27,4 +27,9 @@ export function el(tag, attrs = {}, ...children) {
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return node;
+}
+
+// The hub's own words for a refused request ({"error", "message"}), or `fallback`.
+export function messageOf(result, fallback) {
+  return (result.body && result.body.message) || fallback;
 }

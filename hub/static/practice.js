@@ -81,12 +81,16 @@ function render() {
       );
       wait.addEventListener("click", () => intoWaitingRoom(p.patient_id));
       const team = practice.patients.length > 1 ? ` · ${p.team_name}` : "";
-      return el(
+      const name = el("span", { class: "appointment-name" }, `${p.display_name}${team}`);
+      name.style.flex = "1 1 100%"; // the name on its own line, the buttons under it
+      const row = el(
         "li",
         { class: "appointment", testid: `practice-${p.patient_id}` },
-        el("span", { class: "appointment-name" }, `${p.display_name}${team}`),
+        name,
         el("span", { class: "appointment-actions" }, call, wait),
       );
+      row.style.flexWrap = "wrap";
+      return row;
     }),
   );
   setButtons();

@@ -143,3 +143,20 @@ async def test_ring_the_practice_patient_then_the_evidence_counts_none_of_it(hub
     # The hub stops its practice kiosks when it stops.
     hub.server.stop()
     await wait_until(lambda: not kiosk_status(sock), 15, "the practice kiosk to stop")
+
+
+async def test_put_the_practice_patient_in_the_waiting_room_and_admit_them(hub: Hub) -> None:
+    session = hub.session("clinician")
+    patient_id = session.get(f"{hub.url}/api/practice", timeout=10).json()[0]["patient_id"]
+    async with RingingClinician(hub.url, "clinician", DEMO_PASSWORD) as clinician:
+        put = await asyncio.to_thread(
+            session.post, f"{hub.url}/api/practice/{patient_id}/waiting-room", timeout=90
+        )
+        assert put.status_code == 200, put.text
+        # Its kiosk pressed its button: the practice patient waits to be admitted.
+        await clinician.wait_for(
+            lambda: clinician.waiting.get(patient_id, {}).get("state") == "waiting", 20
+        )
+        call = await clinician.admit(patient_id)
+        await clinician.wait_for(lambda: call.video_frames > 30 and call.audio_frames > 30, 60)
+        await clinician.hang_up()

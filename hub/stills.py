@@ -345,9 +345,8 @@ class StillFiles:
 
     @staticmethod
     def finalise_values(record_body: dict[str, Any], taken_at: datetime, sha1_b64: str) -> dict:
-        return {
+        values = {
             "state": FINAL,
-            "call_id": record_body["call_id"],
             "width": record_body["width"],
             "height": record_body["height"],
             "content_type": record_body["content_type"],
@@ -355,6 +354,9 @@ class StillFiles:
             "sha1_b64": sha1_b64,
             "taken_at": taken_at,
         }
+        if record_body["call_id"] is not None:  # else the call still_taken told us of stays
+            values["call_id"] = record_body["call_id"]
+        return values
 
     # -- inside
 

@@ -1,6 +1,8 @@
 // Porchlight clinic page: log in, watch the waiting room, admit, answer the kiosk's offer.
 // Plain browser JavaScript (no build step). Protocol: docs/protocol.md.
 
+import { api } from "./http.js";
+
 const CLOSE_NOT_AUTHORISED = 4401;
 const CLOSE_FORBIDDEN = 4403;
 const ICE_GATHER_TIMEOUT_MS = 5000;
@@ -21,24 +23,6 @@ const state = {
 };
 
 const TODAY_REFRESH_MS = 20000;
-
-// ---------------------------------------------------------------- HTTP
-
-async function api(path, options = {}) {
-  const init = { credentials: "same-origin", headers: {}, ...options };
-  if (init.body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(init.body);
-  }
-  const response = await fetch(path, init);
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    body = null;
-  }
-  return { ok: response.ok, status: response.status, body };
-}
 
 // ---------------------------------------------------------------- notices
 
@@ -220,6 +204,11 @@ function handle(message) {
       break;
     case "stats":
       onStats(message);
+      break;
+    case "still_taken":
+    case "still_progress":
+    case "still_ready":
+      onStillMessage(message);
       break;
     case "error":
       state.admitting = null;
@@ -489,6 +478,7 @@ function onCallStarted(message) {
     link: null, // the kiosk's latest link report
   };
   $("call-patient").textContent = message.display_name;
+  startLook(state.call);
   $("end-call").hidden = false;
   $("close-call").hidden = true;
   setCallState("connecting");
@@ -616,6 +606,7 @@ function finishCall(text) {
   teardownCall();
   setCallState("ended", text);
   renderLink();
+  renderLook();
   $("end-call").hidden = true;
   $("close-call").hidden = false;
   renderWaitingRoom();
@@ -646,6 +637,347 @@ function onCloseCall() {
   renderWaitingRoom();
 }
 
+// ---------------------------------------------------------------- the close look (issue 10)
+// Zoom and pan: the page sends `view {region}` and the kiosk crops its camera's full picture
+// to that region before sending it, so the video shown here IS the zoomed picture (nothing is
+// scaled in the browser). Stills: `take_still`, then still_taken / still_progress /
+// still_ready from the hub. Prompts: what the kiosk shows and says large.
+
+// What the patient can be asked to show: the keys of porchlight.protocol.PROMPTS (the kiosk
+// has the words in every language; these are the clinician's, in English).
+const PROMPTS = [
+  ["show_ankles", "Show me your ankles"],
+  ["hand_to_camera", "Hold your hand up to the camera"],
+  ["show_where_it_hurts", "Show me where it hurts"],
+  ["closer_to_light", "Move closer to the light"],
+  ["face_to_camera", "Look straight at the camera"],
+  ["hold_still", "Hold still"],
+];
+const ZOOMS = [1, 1.5, 2, 3, 4, 6]; // 6×: a sixth of the frame, well above the 5 % minimum
+const VIEW_SEND_MS = 150; // while dragging: at most this often (the last one always goes)
+const KEY_PAN = 0.25; // arrow keys move a quarter of what is shown
+
+function newLook() {
+  return { level: 0, cx: 0.5, cy: 0.5, sentAt: 0, timer: null, drag: null, prompt: null };
+}
+
+function lookRegion(look) {
+  const zoom = ZOOMS[look.level];
+  if (zoom === 1) return null;
+  const side = Math.round((1 / zoom) * 10000) / 10000;
+  const clamp = (centre) => {
+    const start = Math.round((centre - side / 2) * 10000) / 10000;
+    return Math.min(Math.max(start, 0), Math.round((1 - side) * 10000) / 10000);
+  };
+  return { x: clamp(look.cx), y: clamp(look.cy), w: side, h: side };
+}
+
+function keepInside(look) {
+  // The centre may go only where the whole region stays inside the frame.
+  const half = 1 / ZOOMS[look.level] / 2;
+  look.cx = Math.min(Math.max(look.cx, half), 1 - half);
+  look.cy = Math.min(Math.max(look.cy, half), 1 - half);
+}
+
+function lookLive() {
+  return Boolean(state.call && !state.call.ended);
+}
+
+function sendView(now = false) {
+  const call = state.call;
+  if (!lookLive()) return;
+  const look = call.look;
+  clearTimeout(look.timer);
+  const wait = VIEW_SEND_MS - (Date.now() - look.sentAt);
+  if (!now && wait > 0) {
+    look.timer = setTimeout(() => sendView(true), wait);
+    return;
+  }
+  look.sentAt = Date.now();
+  send({ type: "view", region: lookRegion(look) });
+}
+
+function setZoom(level) {
+  if (!lookLive()) return;
+  const look = state.call.look;
+  look.level = Math.min(Math.max(level, 0), ZOOMS.length - 1);
+  if (look.level === 0) {
+    look.cx = 0.5;
+    look.cy = 0.5;
+  }
+  keepInside(look);
+  renderLook();
+  sendView(true);
+}
+
+function pan(dx, dy) {
+  // dx, dy: fractions of what is shown now; moving the picture, not the window over it.
+  if (!lookLive() || state.call.look.level === 0) return;
+  const look = state.call.look;
+  const shown = 1 / ZOOMS[look.level];
+  look.cx += dx * shown;
+  look.cy += dy * shown;
+  keepInside(look);
+  renderLook();
+  sendView();
+}
+
+function renderLook() {
+  const live = lookLive();
+  const look = state.call ? state.call.look : newLook();
+  const zoom = ZOOMS[look.level];
+  const stage = $("stage");
+  stage.dataset.zoom = String(zoom);
+  const region = lookRegion(look);
+  $("zoom-level").textContent = zoom === 1 ? "Zoom 1×" : `Zoom ${zoom}×`;
+  $("zoom-in").disabled = !live || look.level === ZOOMS.length - 1;
+  $("zoom-out").disabled = !live || look.level === 0;
+  $("zoom-reset").disabled = !live || look.level === 0;
+  $("take-still").disabled = !live;
+  // A small map of the whole frame with the part being looked at.
+  $("look-map").hidden = !region || !live;
+  if (region) {
+    const box = $("look-box");
+    box.style.left = `${region.x * 100}%`;
+    box.style.top = `${region.y * 100}%`;
+    box.style.width = `${region.w * 100}%`;
+    box.style.height = `${region.h * 100}%`;
+  }
+  for (const button of document.querySelectorAll("[data-prompt]")) {
+    button.disabled = !live;
+    button.setAttribute("aria-pressed", String(look.prompt === button.dataset.prompt));
+  }
+  $("prompt-clear").disabled = !live || !look.prompt;
+}
+
+function onStagePointerDown(event) {
+  if (!lookLive() || state.call.look.level === 0 || event.button !== 0) return;
+  const stage = $("stage");
+  stage.setPointerCapture(event.pointerId);
+  state.call.look.drag = { x: event.clientX, y: event.clientY, id: event.pointerId };
+  stage.dataset.dragging = "true";
+}
+
+function onStagePointerMove(event) {
+  const look = lookLive() ? state.call.look : null;
+  if (!look || !look.drag || look.drag.id !== event.pointerId) return;
+  const rect = $("stage").getBoundingClientRect();
+  const dx = (event.clientX - look.drag.x) / rect.width;
+  const dy = (event.clientY - look.drag.y) / rect.height;
+  look.drag.x = event.clientX;
+  look.drag.y = event.clientY;
+  pan(-dx, -dy); // drag the picture: it follows the pointer
+}
+
+function onStagePointerUp(event) {
+  const look = state.call ? state.call.look : null;
+  if (!look || !look.drag || look.drag.id !== event.pointerId) return;
+  look.drag = null;
+  delete $("stage").dataset.dragging;
+  sendView(true);
+}
+
+function onStageKey(event) {
+  const moves = { ArrowLeft: [-KEY_PAN, 0], ArrowRight: [KEY_PAN, 0], ArrowUp: [0, -KEY_PAN], ArrowDown: [0, KEY_PAN] };
+  if (moves[event.key]) {
+    pan(...moves[event.key]);
+  } else if (event.key === "+" || event.key === "=") {
+    setZoom(state.call ? state.call.look.level + 1 : 0);
+  } else if (event.key === "-" || event.key === "_") {
+    setZoom(state.call ? state.call.look.level - 1 : 0);
+  } else if (event.key === "0") {
+    setZoom(0);
+  } else {
+    return;
+  }
+  event.preventDefault();
+}
+
+function onPrompt(key) {
+  if (!lookLive()) return;
+  state.call.look.prompt = key;
+  send({ type: "prompt", prompt: key });
+  renderLook();
+}
+
+// ---- stills
+
+function stillsOf(call) {
+  return call ? call.stills : [];
+}
+
+function takeStill() {
+  if (!lookLive()) return;
+  const requestId = crypto.randomUUID();
+  if (!send({ type: "take_still", request_id: requestId })) {
+    showNotice("Not connected to the hub; try again in a moment.");
+    return;
+  }
+  state.call.stills.push({ requestId, stillId: null, received: 0, size: null, url: null, takenAt: null });
+  renderStills();
+}
+
+function onStillMessage(message) {
+  const call = state.call;
+  if (!call) return;
+  let still = call.stills.find((s) => s.stillId === message.still_id);
+  if (message.type === "still_taken") {
+    if (message.patient_id !== call.patientId) return;
+    still = call.stills.find((s) => s.requestId === message.request_id) || still;
+    if (!still) {
+      still = { requestId: message.request_id, received: 0, url: null, takenAt: null };
+      call.stills.push(still);
+    }
+    still.stillId = message.still_id;
+    still.size = message.size;
+  } else if (!still) {
+    if (message.type !== "still_ready") return; // progress of a still this page did not ask for
+    still = { requestId: null, stillId: message.still_id, received: 0, size: null };
+    call.stills.push(still);
+  }
+  if (message.type === "still_progress") {
+    still.received = Math.max(still.received || 0, message.received);
+    still.size = message.size;
+  } else if (message.type === "still_ready") {
+    still.url = message.url;
+    still.takenAt = message.taken_at;
+    still.width = message.width;
+    still.height = message.height;
+  }
+  renderStills();
+}
+
+async function loadStills(call) {
+  // The patient's earlier stills: they stay with the patient's record.
+  const reply = await api(`/api/patients/${encodeURIComponent(call.patientId)}/stills`).catch(() => null);
+  if (!reply || !reply.ok || state.call !== call) return;
+  for (const item of reply.body.stills) {
+    if (call.stills.some((s) => s.stillId === item.still_id)) continue;
+    call.stills.unshift({
+      requestId: null,
+      stillId: item.still_id,
+      url: item.url,
+      takenAt: item.taken_at,
+      width: item.width,
+      height: item.height,
+      size: item.size,
+      received: item.size,
+      earlier: item.call_id !== call.callId,
+    });
+  }
+  renderStills();
+}
+
+function stillTime(iso) {
+  return new Date(iso).toLocaleString("en-GB", { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+}
+
+function stillNode(still) {
+  // Built once per state: re-rendering must not fetch a thumbnail again on every progress.
+  const item = document.createElement("li");
+  item.className = "still";
+  item.dataset.state = still.url ? "ready" : still.stillId ? "receiving" : "asked";
+  if (still.stillId) item.dataset.testid = `still-${still.stillId}`;
+  const caption = document.createElement("span");
+  caption.className = "still-caption";
+  if (still.url) {
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "still-thumb";
+    open.dataset.testid = "still-open";
+    open.setAttribute("aria-label", `Open the still from ${stillTime(still.takenAt)} full size`);
+    const img = document.createElement("img");
+    img.src = still.url;
+    img.alt = "";
+    img.dataset.testid = "still-thumb";
+    open.append(img);
+    open.addEventListener("click", () => openStill(still));
+    caption.textContent = `${still.earlier ? "Earlier · " : ""}${stillTime(still.takenAt)}`;
+    item.append(open, caption);
+  } else {
+    const bar = document.createElement("progress");
+    bar.dataset.testid = "still-progress";
+    item.append(bar, caption);
+  }
+  still.node = item;
+  return item;
+}
+
+function renderStills() {
+  const stills = stillsOf(state.call);
+  $("stills-empty").hidden = stills.length > 0;
+  const nodes = stills
+    .slice()
+    .reverse() // newest first
+    .map((still) => {
+      const wanted = still.url ? "ready" : still.stillId ? "receiving" : "asked";
+      const node = still.node && still.node.dataset.state === wanted ? still.node : stillNode(still);
+      if (wanted !== "ready") {
+        const bar = node.querySelector("progress");
+        const caption = node.querySelector(".still-caption");
+        if (wanted === "asked") {
+          bar.removeAttribute("value"); // indeterminate until the kiosk has taken it
+          caption.textContent = "Taking the still…";
+        } else {
+          bar.max = still.size || 1;
+          bar.value = still.received || 0;
+          const percent = still.size ? Math.floor((100 * (still.received || 0)) / still.size) : 0;
+          caption.textContent = percent >= 100 ? "Checking…" : `Receiving… ${percent} %`;
+        }
+      }
+      return node;
+    });
+  $("stills-list").replaceChildren(...nodes);
+}
+
+function openStill(still) {
+  const dialog = $("still-viewer");
+  $("still-full").src = still.url;
+  $("still-full").alt = `Still of the patient, ${stillTime(still.takenAt)}`;
+  $("still-caption").textContent = `${stillTime(still.takenAt)} · ${still.width}×${still.height}`;
+  dialog.showModal();
+}
+
+function startLook(call) {
+  call.look = newLook();
+  call.stills = [];
+  renderLook();
+  renderStills();
+  loadStills(call);
+}
+
+function bindLook() {
+  const stage = $("stage");
+  stage.addEventListener("pointerdown", onStagePointerDown);
+  stage.addEventListener("pointermove", onStagePointerMove);
+  stage.addEventListener("pointerup", onStagePointerUp);
+  stage.addEventListener("pointercancel", onStagePointerUp);
+  stage.addEventListener("keydown", onStageKey);
+  $("zoom-in").addEventListener("click", () => setZoom(state.call.look.level + 1));
+  $("zoom-out").addEventListener("click", () => setZoom(state.call.look.level - 1));
+  $("zoom-reset").addEventListener("click", () => setZoom(0));
+  $("take-still").addEventListener("click", takeStill);
+  $("still-close").addEventListener("click", () => $("still-viewer").close());
+  const buttons = PROMPTS.map(([key, words]) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "button button-quiet prompt";
+    button.dataset.prompt = key;
+    button.dataset.testid = `prompt-${key}`;
+    button.textContent = words;
+    button.addEventListener("click", () => onPrompt(key));
+    return button;
+  });
+  const clear = document.createElement("button");
+  clear.type = "button";
+  clear.className = "button button-quiet prompt-clear";
+  clear.dataset.testid = "prompt-clear";
+  clear.textContent = "Clear";
+  clear.addEventListener("click", () => onPrompt(null));
+  $("prompt-buttons").replaceChildren(...buttons, clear);
+  renderLook();
+}
+
 // ---------------------------------------------------------------- start
 
 async function boot() {
@@ -654,6 +986,7 @@ async function boot() {
   $("end-call").addEventListener("click", onEndCall);
   $("close-call").addEventListener("click", onCloseCall);
   $("notice-close").addEventListener("click", hideNotice);
+  bindLook();
   setInterval(refreshWaitedTimes, 15000);
   setInterval(renderLink, 2000); // a report that stops coming is said to be stale
   setInterval(refreshToday, TODAY_REFRESH_MS);

@@ -1,13 +1,16 @@
 // Porchlight clinic page, the care side: today's appointments (call a patient at home: their
-// kiosk rings), help requests from patients, and the outcome of each call. Loaded beside
+// kiosk rings), booking a video appointment, help requests from patients (pushed by the hub
+// the moment one arrives; a slow poll catches any missed), and the outcome of each call. Loaded beside
 // clinic.js, which owns the socket: this sends through clinic.js's send() and hears every
 // message as a "porchlight:message" event on the document. Protocol: docs/protocol.md.
 
 import { send } from "./clinic.js";
-import { api, el } from "./http.js";
+import { PICK_BOTH, book, startsAt, todayValue, when } from "./booking.js";
+import { api, el, messageOf } from "./http.js";
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
-const REFRESH_MS = 15000;
+const REFRESH_MS = 15000; // today's appointments
+const HELP_POLL_MS = 60000; // help requests are pushed; this only catches one a page missed
 const ENDED = new Set(["called", "completed", "home_visit", "technical_failure", "cancelled"]);
 const STATUS_TEXT = {
   booked: "Booked",
@@ -29,6 +32,9 @@ const care = {
   asked: null, // patient id we asked to ring, until the hub answers
   lastCall: null, // {callId, name}: the call whose outcome is asked for
   timer: null,
+  helpTimer: null,
+  fresh: new Set(), // help requests pushed since the page drew the list: highlighted
+  patients: null, // the care teams' patients, for booking (loaded when the form opens)
 };
 
 function clock(iso) {
@@ -137,18 +143,44 @@ function renderHelp() {
       const done = el("button", { type: "button", class: "button button-quiet", testid: `help-done-${help.record_id}` }, "Called them");
       done.addEventListener("click", async () => {
         const result = await api(`/api/help-requests/${help.record_id}/done`, { method: "POST" });
-        if (result.ok) await refresh();
+        if (result.ok) await refreshHelp();
       });
+      const fresh = care.fresh.has(help.record_id);
       return el(
         "li",
-        { class: "help", testid: `help-${help.record_id}` },
+        { class: fresh ? "help help-fresh" : "help", testid: `help-${help.record_id}` },
+        fresh ? el("span", { class: "help-new" }, "New") : "",
         el("strong", {}, help.patient_name),
         ` asked for help at ${clock(help.asked_at)}`,
         done,
       );
     }),
   );
-  $("help-section").hidden = care.help.length === 0;
+  const section = $("help-section");
+  section.hidden = care.help.length === 0;
+  section.classList.toggle("help-alert", care.fresh.size > 0);
+  document.title = care.help.length ? `(${care.help.length}) Help asked · Porchlight clinic` : "Porchlight clinic";
+}
+
+function onHelpRequest(message) {
+  // Pushed by the hub the moment the kiosk's request was stored: show it at once.
+  if (!care.live) return;
+  const { record_id, patient_id, patient_name, asked_at, received_at } = message;
+  if (!care.help.some((h) => h.record_id === record_id)) {
+    care.help = [{ record_id, patient_id, patient_name, asked_at, received_at }, ...care.help];
+  }
+  care.fresh.add(record_id);
+  renderHelp();
+}
+
+async function refreshHelp() {
+  if (!care.live) return;
+  const help = await api("/api/help-requests");
+  if (!help.ok) return;
+  care.help = help.body;
+  const open = new Set(care.help.map((h) => h.record_id));
+  for (const id of care.fresh) if (!open.has(id)) care.fresh.delete(id);
+  renderHelp();
 }
 
 // ---------------------------------------------------------------- outcomes
@@ -198,11 +230,93 @@ async function saveOutcome(outcome) {
 
 async function refresh() {
   if (!care.live) return;
-  const [appts, help] = await Promise.all([api("/api/appointments"), api("/api/help-requests")]);
+  const appts = await api("/api/appointments");
   if (appts.ok) care.appointments = appts.body;
-  if (help.ok) care.help = help.body;
   renderAppointments();
-  renderHelp();
+}
+
+// ---------------------------------------------------------------- booking
+
+function bookingForm() {
+  // Built here (not in clinic.html) so the care side stays in this script.
+  const select = el("select", { id: "care-book-patient", testid: "care-book-patient", required: "" });
+  const date = el("input", { id: "care-book-date", type: "date", required: "", testid: "care-book-date" });
+  const time = el("input", { id: "care-book-time", type: "time", step: "300", required: "", testid: "care-book-time" });
+  const error = el("p", { class: "form-error", role: "alert", testid: "care-book-error" });
+  const saved = el("p", { class: "care-book-saved", role: "status", testid: "care-book-saved" });
+  error.hidden = true;
+  saved.hidden = true;
+  const close = el("button", { type: "button", class: "button button-quiet", testid: "care-book-close" }, "Close");
+  const form = el(
+    "form",
+    { class: "care-book", testid: "care-book-form", novalidate: "", "aria-labelledby": "care-book-title" },
+    el("h3", { id: "care-book-title" }, "Book a video appointment"),
+    el(
+      "div",
+      { class: "care-book-fields" },
+      el("div", { class: "care-book-field" }, el("label", { for: "care-book-patient" }, "Patient"), select),
+      el("div", { class: "care-book-field" }, el("label", { for: "care-book-date" }, "Date"), date),
+      el("div", { class: "care-book-field" }, el("label", { for: "care-book-time" }, "Time"), time),
+      el("button", { type: "submit", class: "button button-primary", testid: "care-book-submit" }, "Book appointment"),
+      close,
+    ),
+    error,
+    saved,
+  );
+  form.hidden = true;
+  const show = (box, text) => {
+    box.textContent = text || "";
+    box.hidden = !text;
+  };
+  close.addEventListener("click", () => {
+    form.hidden = true;
+    $("care-book-open").focus();
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    show(saved, "");
+    if (!select.value) return show(error, "Choose the patient.");
+    if (!startsAt(date.value, time.value)) return show(error, PICK_BOTH);
+    const result = await book(select.value, date.value, time.value);
+    if (!result.ok) return show(error, messageOf(result, "The appointment could not be booked."));
+    show(error, "");
+    show(saved, `Booked: ${result.body.patient_name}, ${when(result.body.starts_at)}. Their kiosk shows it now.`);
+    time.value = "";
+    await refresh();
+  });
+  return form;
+}
+
+async function openBooking() {
+  const form = $("care-book-form");
+  form.hidden = false;
+  $("care-book-date").value ||= todayValue();
+  $("care-book-date").min = todayValue();
+  const select = $("care-book-patient");
+  const error = $("care-book-error");
+  const patients = await api("/api/care/patients");
+  if (!patients.ok) {
+    error.textContent = messageOf(patients, "Your patients could not be loaded. Try again.");
+    error.hidden = false;
+    return;
+  }
+  const chosen = select.value;
+  select.replaceChildren(
+    el("option", { value: "" }, "Choose a patient…"),
+    ...patients.body.map((p) =>
+      el("option", { value: p.patient_id }, p.team_name ? `${p.display_name} (${p.team_name})` : p.display_name),
+    ),
+  );
+  select.value = chosen;
+  select.focus();
+}
+
+function installBooking() {
+  const head = $("care-panel").querySelector(".section-head");
+  const open = el("button", { type: "button", class: "button button-primary", testid: "care-book-open" }, "Book a video appointment");
+  open.addEventListener("click", openBooking);
+  head.append(open);
+  head.after(bookingForm());
 }
 
 function onMessage(event) {
@@ -223,6 +337,9 @@ function onMessage(event) {
       $("outcome-form").hidden = true;
       refresh();
       break;
+    case "help_request":
+      onHelpRequest(message);
+      break;
     case "error":
       if (care.asked) {
         care.asked = null;
@@ -238,13 +355,19 @@ function start() {
   care.live = true;
   $("care-panel").hidden = false;
   refresh();
+  refreshHelp();
   clearInterval(care.timer);
+  clearInterval(care.helpTimer);
   care.timer = setInterval(refresh, REFRESH_MS);
+  care.helpTimer = setInterval(refreshHelp, HELP_POLL_MS);
 }
 
 function stop() {
   care.live = false;
   clearInterval(care.timer);
+  clearInterval(care.helpTimer);
+  care.fresh.clear();
+  $("care-book-form").hidden = true;
   if (care.ringing) clearTimeout(care.ringing.timer);
   care.ringing = null;
   care.asked = null;
@@ -252,6 +375,7 @@ function stop() {
   $("outcome-form").hidden = true;
 }
 
+installBooking();
 document.addEventListener("porchlight:message", onMessage);
 document.addEventListener("porchlight:clinic-ready", start);
 document.addEventListener("porchlight:logged-out", stop);

@@ -1,48 +1,19 @@
-// Porchlight nurse page: add patients, make one-time set-up codes (with QR), watch kiosks.
+// Porchlight nurse page: add patients, make one-time set-up codes (with QR), watch kiosks,
+// book video appointments and choose each patient's kiosk settings.
 // Everything shown comes from the hub's API; no patient data is kept in the browser.
+
+import { api, el, messageOf as message } from "./http.js";
+import { PICK_BOTH, book, cancel, move, startsAt, todayValue, when } from "./booking.js";
 
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 
-const state = { me: null, teams: [], patients: [], devices: [], usbUrl: null };
+const state = { me: null, teams: [], patients: [], devices: [], usbUrl: null, panel: null };
 const REFRESH_MS = 15000;
 let refreshTimer = null;
-
-async function api(path, options = {}) {
-  const init = { credentials: "same-origin", headers: {}, ...options };
-  if (init.body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(init.body);
-  }
-  const response = await fetch(path, init);
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    body = null;
-  }
-  return { ok: response.ok, status: response.status, body };
-}
-
-function message(result, fallback) {
-  return (result.body && result.body.message) || fallback;
-}
 
 function showNotice(text) {
   $("notice-text").textContent = text;
   $("notice").hidden = false;
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "testid") node.dataset.testid = value;
-    else if (key === "class") node.className = value;
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) {
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
 }
 
 function time24(iso) {
@@ -141,14 +112,17 @@ function drawPatients() {
         el("td", { testid: "patient-row-codes" }, codeSummary(p.enrolments)),
         el(
           "td",
-          {},
+          { class: "row-actions" },
           el("button", { type: "button", class: "button button-primary", testid: "enrol-button" }, "Set up a kiosk"),
+          el("button", { type: "button", class: "button button-quiet", testid: "plan-button" }, "Appointments and settings"),
         ),
       ),
     ),
   );
   for (const row of body.querySelectorAll("tr")) {
-    row.querySelector("button").addEventListener("click", () => createEnrolment(row.dataset.patientId));
+    const id = row.dataset.patientId;
+    row.querySelector('[data-testid="enrol-button"]').addEventListener("click", () => createEnrolment(id));
+    row.querySelector('[data-testid="plan-button"]').addEventListener("click", () => openPanel(id));
   }
   $("patients-empty").hidden = state.patients.length > 0;
 }
@@ -260,6 +234,174 @@ async function revoke(deviceId, button) {
   await refresh();
 }
 
+// ---------------------------------------------------------------- appointments and settings
+
+function showIn(testid, text) {
+  const box = $(testid);
+  box.textContent = text || "";
+  box.hidden = !text;
+}
+
+async function openPanel(patientId) {
+  const patient = state.patients.find((p) => p.patient_id === patientId);
+  if (!patient) return;
+  state.panel = { patientId, name: patient.display_name };
+  $("panel-patient").textContent = patient.display_name;
+  for (const id of ["book-error", "book-saved", "settings-error", "settings-saved"]) showIn(id, "");
+  $("book-date").value = todayValue();
+  $("book-date").min = todayValue();
+  $("book-time").value = "";
+  $("patient-panel").hidden = false;
+  $("patient-panel").scrollIntoView({ block: "start" });
+  $("book-date").focus();
+  await Promise.all([loadUpcoming(), loadSettings()]);
+}
+
+function closePanel() {
+  state.panel = null;
+  $("patient-panel").hidden = true;
+}
+
+async function loadUpcoming() {
+  const panel = state.panel;
+  if (!panel) return;
+  const result = await api(`/api/patients/${encodeURIComponent(panel.patientId)}/appointments`);
+  if (state.panel !== panel) return; // another patient opened meanwhile
+  if (!result.ok) {
+    showIn("book-error", message(result, "The appointments could not be loaded. Try again."));
+    return;
+  }
+  drawUpcoming(result.body);
+}
+
+function drawUpcoming(appointments) {
+  $("upcoming-list").replaceChildren(...appointments.map(upcomingItem));
+  $("upcoming-empty").hidden = appointments.length > 0;
+}
+
+function upcomingItem(appt) {
+  const item = el("li", { class: "upcoming-item", testid: "upcoming-item", "data-appointment-id": appt.appointment_id });
+  const text = el("span", { class: "upcoming-when", testid: "upcoming-when" }, when(appt.starts_at));
+  const status = appt.status === "due" ? el("span", { class: "pill pill-ok" }, "due now") : "";
+  const moveButton = el("button", { type: "button", class: "button button-quiet", testid: "move-button" }, "Move");
+  const cancelButton = el("button", { type: "button", class: "button button-quiet", testid: "cancel-button" }, "Cancel");
+  const error = el("p", { class: "form-error", role: "alert", testid: "upcoming-error" });
+  error.hidden = true;
+  const actions = el("span", { class: "upcoming-actions" }, moveButton, cancelButton);
+  item.append(text, status, actions, error);
+
+  moveButton.addEventListener("click", () => {
+    const d = new Date(appt.starts_at);
+    const date = el("input", { type: "date", "aria-label": "New date", testid: "move-date", min: todayValue() });
+    const time = el("input", { type: "time", step: "300", "aria-label": "New time", testid: "move-time" });
+    date.value = todayValue(d);
+    time.value = d.toTimeString().slice(0, 5);
+    const save = el("button", { type: "submit", class: "button button-primary", testid: "move-save" }, "Save new time");
+    const keep = el("button", { type: "button", class: "button button-quiet", testid: "move-keep" }, "Keep");
+    const form = el("form", { class: "move-form", novalidate: "" }, date, time, save, keep);
+    keep.addEventListener("click", () => loadUpcoming());
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (!startsAt(date.value, time.value)) return showError(error, PICK_BOTH);
+      const result = await move(appt.appointment_id, date.value, time.value);
+      if (!result.ok) return showError(error, message(result, "The appointment could not be moved."));
+      await loadUpcoming();
+    });
+    actions.replaceWith(form);
+    date.focus();
+  });
+
+  cancelButton.addEventListener("click", async () => {
+    if (cancelButton.dataset.confirm !== "yes") {
+      cancelButton.dataset.confirm = "yes";
+      cancelButton.textContent = "Confirm: cancel it";
+      cancelButton.className = "button button-danger";
+      cancelButton.dataset.testid = "cancel-confirm";
+      return;
+    }
+    const result = await cancel(appt.appointment_id);
+    if (!result.ok) return showError(error, message(result, "The appointment could not be cancelled."));
+    await loadUpcoming();
+  });
+  return item;
+}
+
+function showError(box, text) {
+  box.textContent = text;
+  box.hidden = false;
+}
+
+async function bookAppointment(event) {
+  event.preventDefault();
+  const panel = state.panel;
+  if (!panel) return;
+  showIn("book-saved", "");
+  const date = $("book-date").value;
+  const time = $("book-time").value;
+  if (!startsAt(date, time)) {
+    showIn("book-error", PICK_BOTH);
+    return;
+  }
+  const result = await book(panel.patientId, date, time);
+  if (!result.ok) {
+    showIn("book-error", message(result, "The appointment could not be booked."));
+    return;
+  }
+  showIn("book-error", "");
+  showIn("book-saved", `Booked: ${when(result.body.starts_at)}. The kiosk shows it now.`);
+  $("book-time").value = "";
+  await loadUpcoming();
+}
+
+async function loadSettings() {
+  const panel = state.panel;
+  const result = await api(`/api/patients/${encodeURIComponent(panel.patientId)}/kiosk-settings`);
+  if (state.panel !== panel) return;
+  if (!result.ok) {
+    showIn("settings-error", message(result, "The kiosk settings could not be loaded. Try again."));
+    return;
+  }
+  drawSettings(result.body);
+}
+
+function drawSettings(settings) {
+  $("settings-languages").replaceChildren(
+    ...settings.languages.map((lang) => {
+      const input = el("input", { type: "radio", name: "language", value: lang.code, testid: `language-${lang.code}` });
+      input.checked = lang.code === settings.language;
+      const words = lang.name === lang.english_name ? lang.name : `${lang.name} (${lang.english_name})`;
+      return el("label", { class: "choice" }, input, " ", el("span", { lang: lang.code }, words));
+    }),
+  );
+  $(settings.spoken_prompts ? "spoken-on" : "spoken-off").checked = true;
+  $(settings.auto_answer ? "auto-on" : "auto-off").checked = true;
+}
+
+async function saveSettings(event) {
+  event.preventDefault();
+  const panel = state.panel;
+  if (!panel) return;
+  showIn("settings-saved", "");
+  const form = $("settings-form");
+  const language = form.querySelector('input[name="language"]:checked');
+  const body = {
+    language: language ? language.value : "",
+    spoken_prompts: $("spoken-on").checked,
+    auto_answer: $("auto-on").checked,
+  };
+  const result = await api(`/api/patients/${encodeURIComponent(panel.patientId)}/kiosk-settings`, {
+    method: "PUT",
+    body,
+  });
+  if (!result.ok) {
+    showIn("settings-error", message(result, "The kiosk settings could not be saved."));
+    return;
+  }
+  showIn("settings-error", "");
+  drawSettings(result.body);
+  showIn("settings-saved", "Saved. The kiosk takes the new settings up now.");
+}
+
 // ---------------------------------------------------------------- start
 
 $("login-form").addEventListener("submit", login);
@@ -267,6 +409,9 @@ $("logout").addEventListener("click", logout);
 $("patient-form").addEventListener("submit", addPatient);
 $("sheet-print").addEventListener("click", () => window.print());
 $("sheet-close").addEventListener("click", closeSheet);
+$("book-form").addEventListener("submit", bookAppointment);
+$("settings-form").addEventListener("submit", saveSettings);
+$("panel-close").addEventListener("click", closePanel);
 $("notice-close").addEventListener("click", () => {
   $("notice").hidden = true;
 });

@@ -6,6 +6,10 @@ are converted to RGB off the event loop and only the newest is kept for the scre
 audio goes to the speaker; the camera is tee'd so the self-view shows what is sent. Counters
 feed `KioskCore.status()`. `close()` stops everything and may be called more than once.
 
+The close look (issue 10): `set_region()` crops the camera before the rung's scaling, and the
+self-view shows the same camera pixels. `take_still()` grabs the camera's next whole frame
+(full resolution, not the rung's) and encodes it as JPEG off the loop.
+
 aiortc specifics live in kiosk/rtc.py.
 """
 
@@ -22,10 +26,12 @@ from typing import Any, Protocol
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from porchlight.errors import DeviceFault
 from porchlight.kiosk import rtc
 from porchlight.kiosk.adaptive_media import AdaptiveMedia
 from porchlight.kiosk.ladder import Decision, LadderConfig, Rung
 from porchlight.kiosk.view import LatestFrame
+from porchlight.kiosk.view_region import Crop, Region
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,7 @@ log = logging.getLogger(__name__)
 INLINE_CONVERT_PIXELS = 320 * 240
 SELF_VIEW_WIDTH = 320  # the self-view is small; converting it small saves CPU on a Pi
 REPORT_EVERY_S = 2.0  # how often the clinician gets a link report
+STILL_WAIT_S = 5.0  # a camera that gives no frame this long cannot take a still
 # A peer connection rides out a network drop this long (ICE consent); longer drops are
 # recovered with a fresh connection (kiosk/state.py) or the call is given up.
 OUTAGE_TOLERANCE_S = 40.0
@@ -73,9 +80,11 @@ class FrameFeeder:
         max_width: int | None = None,
         executor: Executor | None = None,
         on_shown: Callable[[], None] = lambda: None,
+        crop: Callable[[], Crop | None] = lambda: None,
     ) -> None:
         self._sink = sink
         self._max_width = max_width
+        self._crop = crop
         self._executor = executor
         self._on_shown = on_shown
         self._pending: Any = None
@@ -90,12 +99,13 @@ class FrameFeeder:
         loop = asyncio.get_running_loop()
         while self._pending is not None:
             frame, self._pending = self._pending, None
+            crop = self._crop()
             try:
                 if rtc.frame_pixels(frame) <= INLINE_CONVERT_PIXELS:
-                    rgb = rtc.frame_to_rgb(frame, self._max_width)
+                    rgb = rtc.frame_to_rgb(frame, self._max_width, crop)
                 else:
                     rgb = await loop.run_in_executor(
-                        self._executor, rtc.frame_to_rgb, frame, self._max_width
+                        self._executor, rtc.frame_to_rgb, frame, self._max_width, crop
                     )
             except Exception:  # a damaged frame must not stop the picture
                 log.exception("could not convert a video frame")
@@ -131,6 +141,7 @@ class CallSession:
         on_report: Callable[[str, dict[str, Any]], None] = lambda call_id, report: None,
         on_quality: Callable[[str, str], None] = lambda call_id, quality: None,
         on_rung: Callable[[str, Rung], None] = lambda call_id, rung: None,
+        on_estimate: Callable[[str, float], None] = lambda call_id, bps: None,
         ladder_config: LadderConfig | None = None,
         start_bps: float | None = None,
         executor: Executor | None = None,
@@ -146,8 +157,16 @@ class CallSession:
         self._on_failed = on_failed
         self._remote = FrameFeeder(remote_frames, executor=executor, on_shown=self._shown)
         self._self_view = FrameFeeder(
-            local_frames, max_width=SELF_VIEW_WIDTH, executor=executor, on_shown=self._self_shown
+            local_frames,
+            max_width=SELF_VIEW_WIDTH,
+            executor=executor,
+            on_shown=self._self_shown,
+            crop=self._crop,
         )
+        self._executor = executor
+        self._region: Region | None = None
+        self._still_waiters: list[asyncio.Future[Any]] = []
+        self._on_estimate = on_estimate
         self._on_report = on_report
         self._on_quality = on_quality
         self._on_rung = on_rung
@@ -172,8 +191,9 @@ class CallSession:
         video = None
         if self._camera is not None:
             # The self-view shows the camera as it is; the encoder gets the rung's picture.
-            camera = rtc.ObservedTrack(self._camera, self._self_view.offer)
+            camera = rtc.ObservedTrack(self._camera, self._camera_frame)
             video = self.media.video_track(camera, on_frame=self._frame_sent)
+            video.set_region(self._region)
         for kind, track in (("video", video), ("audio", self._microphone)):
             direction = "sendrecv" if track is not None else "recvonly"
             rtc.prefer_codecs(self._pc.addTransceiver(track or kind, direction=direction))
@@ -182,6 +202,33 @@ class CallSession:
 
     async def apply_answer(self, sdp: str) -> None:
         await rtc.apply_answer(self._pc, sdp)
+
+    def set_region(self, region: Region | None) -> None:
+        """The clinician's close look (None: the whole picture), from the next frame on."""
+        self._region = region
+        if self.media.scaled is not None:
+            self.media.scaled.set_region(region)
+
+    async def take_still(self, timeout: float = STILL_WAIT_S) -> tuple[bytes, int, int]:
+        """The camera's next whole frame as JPEG: (bytes, width, height).
+
+        DeviceFault if there is no camera or it gives no frame within `timeout`."""
+        if self._camera is None or self._closed:
+            raise DeviceFault("no camera in this call: a still cannot be taken")
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._still_waiters.append(waiter)
+        try:
+            frame = await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            raise DeviceFault(
+                f"the camera gave no picture within {timeout:g} s: check it is connected"
+            ) from None
+        finally:
+            with contextlib.suppress(ValueError):
+                self._still_waiters.remove(waiter)
+        loop = asyncio.get_running_loop()
+        jpeg = await loop.run_in_executor(self._executor, rtc.encode_jpeg, frame)
+        return jpeg, int(frame.width), int(frame.height)
 
     @property
     def connection_state(self) -> str:
@@ -214,6 +261,18 @@ class CallSession:
 
     # ------------------------------------------------------------ internals
 
+    def _crop(self) -> Crop | None:
+        scaled = self.media.scaled
+        return scaled.crop if scaled is not None else None
+
+    def _camera_frame(self, frame: Any) -> None:
+        """Every camera frame, whole: to the self-view, and to a still that waits for one."""
+        waiters, self._still_waiters = self._still_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(frame)
+        self._self_view.offer(frame)
+
     def _shown(self) -> None:
         self.counters.frames_shown += 1
 
@@ -229,6 +288,9 @@ class CallSession:
             c.rung_changes += 1
             self._on_rung(self.call_id, decision.rung)
         c.rung = decision.rung.name
+        ladder = self.media.ladder
+        if ladder is not None:
+            self._on_estimate(self.call_id, ladder.estimate_bps)
         report = self.media.report
         if report is not None:
             c.sent_width, c.sent_height = report.width, report.height

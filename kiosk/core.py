@@ -13,11 +13,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from porchlight.device.hardware import Device, open_device
 from porchlight.device.sim_control import SimControl
-from porchlight.errors import BadInput, NotAuthorised
+from porchlight.errors import BadInput, DeviceFault, NotAuthorised
 from porchlight.kiosk import state as sm
 from porchlight.kiosk.call import CallCounters, CallSession
 from porchlight.kiosk.call_quality import QualityMeter
@@ -29,6 +30,7 @@ from porchlight.kiosk.link_probe import LinkProbe
 from porchlight.kiosk.patient_care import HELP_NOT_SENT, PLAN_CHANGED, RING_ACCEPT, PatientCare
 from porchlight.kiosk.sync import KioskRecords, open_records
 from porchlight.kiosk.view import KioskView, LatestFrame
+from porchlight.kiosk.view_region import Region
 from porchlight.protocol import DeviceSays, HubToDevice
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,10 @@ CARE_EVERY_TICKS = 10  # the plan's clock (appointment line, reminders): once a 
 PLAN_EVERY_S = 300.0  # fetch the patient's plan this often (and on reconnect, and when told)
 MEDIA_QUIET_S = 2.0  # no frame of the clinician's picture or voice this long: media is quiet
 PING_SEQ_BASE = 100_000_000  # probe seqs for "are you there?" (the link probe counts from 0)
+# Stills go up during a call at this share of the ladder's link estimate, so they never starve
+# the call (docs/protocol.md); before the first estimate, at a share of this.
+STILL_SHARE = 0.25
+STILL_START_BPS = 200_000
 
 
 class KioskCore:
@@ -105,6 +111,7 @@ class KioskCore:
         self._ice_policy = "all"  # the hub's ice_transport_policy ("relay": TURN only)
         self._media_quiet = False
         self._pings = 0
+        self._look: Region | None = None  # the clinician's close look in this call
 
     # ------------------------------------------------------------ public API
 
@@ -402,8 +409,69 @@ class KioskCore:
             code = _text(msg.get("code")) or ""
             log.warning("the hub refused our last message: %s", code)
             self._handle(sm.HubError(code))
+        elif kind in (HubToDevice.VIEW, HubToDevice.PROMPT, HubToDevice.TAKE_STILL):
+            self._on_clinician_request(kind, msg)
         elif kind != HubToDevice.WELCOME:
             log.info("ignoring hub message of unknown type")
+
+    def _on_clinician_request(self, kind: str, msg: dict[str, Any]) -> None:
+        """The call's clinician zooms in, prompts, or asks for a still (issue 10)."""
+        session = self._call
+        if session is None:
+            log.info("%s outside a call ignored", kind)
+            return
+        if kind == HubToDevice.PROMPT:
+            key = msg.get("prompt")
+            self._handle(sm.ShowPrompt(key if isinstance(key, str) else None))
+        elif kind == HubToDevice.VIEW:
+            try:
+                region = Region.from_message(msg.get("region"))
+            except BadInput as exc:
+                log.warning("a close look was not used: %s", exc)
+                return
+            self._look = region
+            session.set_region(region)
+            self._handle(sm.CloseLook(region is not None))
+        else:
+            request_id = msg.get("request_id")
+            if isinstance(request_id, str) and 1 <= len(request_id) <= 64:
+                self._spawn(self._take_still(session, request_id))
+
+    async def _take_still(self, session: CallSession, request_id: str) -> None:
+        """One full-resolution frame → JPEG → the outbox (record and bytes together) → tell
+        the hub. The sync worker sends it, paced, and keeps it through any outage."""
+        records = self.records
+        if records is None:
+            log.warning("a still was asked for, but there is no outbox to keep it")
+            return
+        try:
+            jpeg, width, height = await session.take_still()
+            still_id = await asyncio.to_thread(
+                records.add_still,
+                jpeg,
+                call_id=session.call_id,
+                width=width,
+                height=height,
+                now=datetime.now(UTC),
+            )
+        except (DeviceFault, BadInput) as exc:
+            log.error("a still could not be taken: %s", exc)
+            return
+        except Exception as exc:
+            log.error("a still could not be taken (%s)", type(exc).__name__)
+            return
+        self._send(
+            {
+                "type": DeviceSays.STILL_TAKEN,
+                "request_id": request_id,
+                "still_id": still_id,
+                "size": len(jpeg),
+            }
+        )
+
+    def _still_budget(self, call_id: str, estimate_bps: float) -> None:
+        if self.records is not None and self._call is not None and self._call.call_id == call_id:
+            self.records.set_upload_budget(estimate_bps * STILL_SHARE)
 
     async def _tick_forever(self) -> None:
         while True:
@@ -470,6 +538,9 @@ class KioskCore:
             case sm.EndCall(call_id=call_id):
                 self._record_quality(call_id)
                 self._media_quiet = False
+                self._look = None
+                if self.records is not None:
+                    self.records.set_upload_budget(None)  # stills go up at full speed again
                 self._spawn(self._detach_call())
             case sm.RestartMedia(call_id=call_id):
                 self._spawn(self._restart_call(call_id))
@@ -565,9 +636,16 @@ class KioskCore:
             on_report=self._send_report,
             on_quality=lambda cid, quality: self._handle(sm.LinkQuality(cid, quality)),
             on_rung=self._rung_changed,
+            on_estimate=self._still_budget,
             ladder_config=LadderConfig(max_height=self.device_config.camera_height),
             start_bps=self.link_estimate_bps,
         )
+        if not again:
+            self._look = None
+        session.set_region(self._look)  # media connected afresh keeps the close look
+        if self.records is not None:
+            start = self.link_estimate_bps or STILL_START_BPS
+            self.records.set_upload_budget(start * STILL_SHARE)
         self._call = session
         self._call_ready = asyncio.create_task(self._offer(session))
         if not again:

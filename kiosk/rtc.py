@@ -230,6 +230,24 @@ def frame_to_rgb(
     return frame.to_ndarray(format="rgb24")
 
 
+JPEG_QSCALE = 2  # FFmpeg's MJPEG quantiser: 2 is about JPEG quality 90
+
+
+def encode_jpeg(frame: av.VideoFrame) -> bytes:
+    """One frame as a baseline JPEG at its own size (FFmpeg's MJPEG encoder).
+
+    CPU work (tens of ms for 1280x720): call it from an executor."""
+    codec = av.CodecContext.create("mjpeg", "w")
+    codec.width, codec.height = frame.width, frame.height
+    codec.pix_fmt = "yuvj420p"  # full-range 4:2:0, what every JPEG decoder takes
+    codec.time_base = fractions.Fraction(1, 1)
+    codec.qmin = codec.qmax = JPEG_QSCALE
+    # Own reformatter: the self-view may be converting the same frame on another thread.
+    still = VideoReformatter().reformat(frame, format="yuvj420p")
+    still.pts, still.time_base = 0, codec.time_base
+    return b"".join(bytes(p) for p in [*codec.encode(still), *codec.encode(None)])
+
+
 class ObservedTrack(MediaStreamTrack):
     """Passes a source track's frames to the encoder, showing each one to `observe` first.
 

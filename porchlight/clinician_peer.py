@@ -67,6 +67,10 @@ class ClinicianPeer:
     call: CallRecord | None = None
     adaptive: bool = True
     record_frames: bool = False
+    # Issue 10: the newest decoded picture of the call (an av.VideoFrame), and the still
+    # messages the hub sent (still_taken, still_progress, still_ready), in order.
+    last_video_frame: Any = None
+    stills: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._ws: Any = None
@@ -140,6 +144,12 @@ class ClinicianPeer:
             elif kind == HubToClinician.ENDED and self.call is not None:
                 self.call.ended = message.get("reason", "ended")
                 await self._close_call()
+            elif kind in (
+                HubToClinician.STILL_TAKEN,
+                HubToClinician.STILL_PROGRESS,
+                HubToClinician.STILL_READY,
+            ):
+                self.stills.append(message)
             elif kind == HubToClinician.ERROR:
                 self.last_error = message
             async with self._changed:
@@ -203,6 +213,7 @@ class ClinicianPeer:
                     call.first_video_frame_at = now
                 call.video_frames += 1
                 call.frame_size = (frame.width, frame.height)
+                self.last_video_frame = frame
                 if self.record_frames:
                     call.frames.append((now, frame.width, frame.height))
                 await self._poke()
@@ -210,6 +221,10 @@ class ClinicianPeer:
                 call.audio_frames += 1
                 if self.record_frames:
                     call.audio_times.append(now)
+
+    async def request(self, message: dict[str, Any]) -> None:
+        """Send an in-call request as the clinic page does: `view`, `prompt`, `take_still`."""
+        await self._send(message)
 
     async def hang_up(self) -> None:
         if self.call is not None and self.call.call_id:

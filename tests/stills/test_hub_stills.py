@@ -8,19 +8,29 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+import warnings
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import pg_support
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.media import Media
 from patient.hub_support import clinic, expect, expect_skipping, kiosk
 from security.world import FakeClock, World, build_world, hub_client
 
+from porchlight.hub import auth
+from porchlight.hub.app import create_app
+from porchlight.hub.config import HubConfig
 from porchlight.hub.stills import StillFiles, StillLimits, parse_content_range
+from porchlight.hub.store import Role, Store
 from porchlight.kiosk.records import Record, RecordKind, iso_utc
-from porchlight.protocol import MAX_STILL_BYTES, PROMPTS
+from porchlight.protocol import MAX_STILL_BYTES, PROMPTS, SESSION_COOKIE
 from stills.conftest import jpeg
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from fastapi.testclient import TestClient
 
 TAKEN = datetime(2025, 3, 4, 9, 31, tzinfo=UTC)
 
@@ -387,3 +397,55 @@ def test_only_the_calls_own_clinician_can_look_closely(client, world):
         expect(kws, "prompt", prompt="hold_still")
         kws.send_json({"type": "still_taken", "request_id": "x", "still_id": "nope", "size": 1})
         expect(kws, "error", code="bad_message")
+
+
+def test_stills_work_on_postgresql_too(request, tmp_path):
+    """Upload, resume, commit and read back with the hub on PostgreSQL."""
+
+    store = Store.open(pg_support.new_database(request))
+    now = FakeClock().now
+    team = store.add_team("Team P", now=now)
+    patient = store.add_patient("Pat Post", now=now, team_id=team.id)
+    token = auth.new_token()
+    store.add_device(patient.id, auth.hash_token(token), now=now)
+    store.add_person("clin_p", "Clin P", Role.CLINICIAN, "x", now=now, teams=[team.id])
+    session = auth.new_token()
+    store.add_session(auth.hash_token(session), "clin_p", now=now, expires=now + timedelta(hours=8))
+
+    data = jpeg(seed=11)
+    still_id = str(uuid.uuid4())
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        app = create_app(HubConfig(data_dir=tmp_path), store=store, clock=FakeClock())
+        with TestClient(app, base_url="http://hub.test") as client:
+            half = len(data) // 2
+            for start, part in ((0, data[:half]), (0, data[:half]), (half, data[half:])):
+                answer = client.put(
+                    f"/api/device/stills/{still_id}",
+                    content=part,
+                    headers={
+                        **headers,
+                        "Content-Range": f"bytes {start}-{start + len(part) - 1}/{len(data)}",
+                    },
+                )
+                assert answer.status_code in (200, 409)
+            assert answer.json()["complete"] is True
+            body = {
+                "call_id": "call-p",
+                "width": 640,
+                "height": 480,
+                "content_type": "image/jpeg",
+                "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+            record = Record(still_id, patient.id, RecordKind.STILL, iso_utc(TAKEN), body)
+            stored = client.post(
+                "/api/records", json={"records": [record.to_wire()]}, headers=headers
+            )
+            assert stored.json()["results"][0]["status"] == "stored"
+            client.cookies.set(SESSION_COOKIE, session)
+            assert client.get(f"/api/stills/{still_id}").content == data
+            (listed,) = client.get(f"/api/patients/{patient.id}/stills").json()["stills"]
+            assert listed["call_id"] == "call-p" and listed["size"] == len(data)
+    finally:
+        store.close()

@@ -9,7 +9,9 @@ log), neither end has a candidate to offer, and no picture arrives.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +28,6 @@ from porchlight.kiosk.core import KioskCore
 from porchlight.kiosk.credential import DeviceCredential
 from porchlight.kiosk.view import KioskState
 
-from ..kiosk.conftest import wait_until as until
 from .turn_support import Coturn
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
@@ -77,6 +78,14 @@ MANY_FRAMES = """() => {
   const v = document.querySelector('[data-testid=remote-video]');
   return v && v.getVideoPlaybackQuality().totalVideoFrames > 30;
 }"""
+
+
+async def until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+    return value
 
 
 def candidate_types(sdp: str) -> list[str]:

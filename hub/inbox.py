@@ -376,7 +376,9 @@ async def post_records(request: Request, device: Device) -> Response:
     for still_id in stored_stills:
         still = await run_in_threadpool(final_still, hub.store.engine, still_id)
         if still is not None:
-            await tell_clinician(request, device.patient_id, still.call_id, ready_message(still))
+            await tell_clinician(
+                hub.signalling, device.patient_id, still.call_id, ready_message(still)
+            )
     return response
 
 

@@ -17,6 +17,7 @@ unfinished at once, 60 stills and 256 MiB started in any 24 hours; beyond that 4
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -26,12 +27,13 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import (
@@ -63,6 +65,9 @@ from porchlight.hub.services import services
 from porchlight.hub.store import Role
 from porchlight.hub.throttle import Throttled
 from porchlight.protocol import DEVICE_STILLS_PATH, MAX_STILL_BYTES, HubToClinician
+
+if TYPE_CHECKING:
+    from porchlight.hub.signalling import Signalling
 
 log = logging.getLogger(__name__)
 
@@ -158,22 +163,39 @@ class StillLimits:
 
 @dataclass
 class ProgressThrottle:
-    """At most `per_second` progress messages per still; the last (complete) always goes."""
+    """At most `per_second` progress messages per still. One held back is sent when its turn
+    comes (so a paused upload shows where it really is); the last (complete) always goes."""
 
     per_second: float = 4.0
     _last: dict[str, float] = field(default_factory=dict)
+    _held: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def due(self, still_id: str, now: float, complete: bool) -> bool:
+    def offer(
+        self, still_id: str, message: dict[str, Any], now: float, complete: bool
+    ) -> tuple[dict[str, Any] | None, float | None]:
+        """(the message to send now, or None; seconds until `flush` should run, or None)."""
         if complete:
             self._last.pop(still_id, None)
-            return True
+            self._held.pop(still_id, None)
+            return message, None
+        gap = 1.0 / self.per_second
         last = self._last.get(still_id)
-        if last is not None and now - last < 1.0 / self.per_second:
-            return False
-        if len(self._last) > 10_000:  # uploads abandoned half way: forget the oldest
-            self._last.pop(next(iter(self._last)))
-        self._last[still_id] = now
-        return True
+        if last is None or now - last >= gap:
+            if len(self._last) > 10_000:  # uploads abandoned half way: forget the oldest
+                self._last.pop(next(iter(self._last)))
+            self._last[still_id] = now
+            self._held.pop(still_id, None)
+            return message, None
+        first = still_id not in self._held
+        self._held[still_id] = message
+        return None, (last + gap - now) if first else None
+
+    def flush(self, still_id: str, now: float) -> dict[str, Any] | None:
+        """The newest message held back for this still, if any (it counts as sent now)."""
+        message = self._held.pop(still_id, None)
+        if message is not None:
+            self._last[still_id] = now
+        return message
 
 
 # -- upload state and files ------------------------------------------------------------------
@@ -237,6 +259,13 @@ class StillFiles:
         self.limits = limits or StillLimits()
         self.progress = ProgressThrottle()
         self._locks = _KeyedLocks()
+        self._tasks: set[asyncio.Task[None]] = set()  # held-back progress on its way
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` on the event loop without awaiting it (kept until it is done)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def path(self, still_id: str) -> Path:
         return self.folder / still_id
@@ -532,14 +561,13 @@ def ready_message(still: Still) -> dict[str, Any]:
 
 
 async def tell_clinician(
-    request: Request, patient_id: str, call_id: str | None, message: dict[str, Any]
+    signalling: Signalling, patient_id: str, call_id: str | None, message: dict[str, Any]
 ) -> None:
     """Send `message` to the clinic page in this patient's call (the still's call if known).
 
     A still whose call has ended (or whose clinician has gone) is told to nobody: it is
     stored all the same and listed with the patient's record.
     """
-    signalling = services(request).signalling
     call = signalling.room.call(call_id) if call_id else None
     if call is None:
         call = next((c for c in signalling.room.calls if c.patient_id == patient_id), None)
@@ -603,11 +631,23 @@ async def put_still_chunk(still_id: str, request: Request, device: Device) -> Re
             "message": "The chunk does not start where the hub is; resume from `received`.",
         }
         return JSONResponse(body, status_code=409)
-    if files.progress.due(still_id, time.monotonic(), state.complete):
-        row_call = await run_in_threadpool(_call_of, hub.store.engine, still_id)
-        await tell_clinician(
-            request, device.patient_id, row_call, progress_message(still_id, state)
-        )
+    message, later = files.progress.offer(
+        still_id, progress_message(still_id, state), time.monotonic(), state.complete
+    )
+    if message is not None or later is not None:
+        call_id = await run_in_threadpool(_call_of, hub.store.engine, still_id)
+        signalling = hub.signalling
+        if message is not None:
+            await tell_clinician(signalling, device.patient_id, call_id, message)
+        if later is not None:
+
+            async def flush() -> None:
+                await anyio.sleep(later)
+                held = files.progress.flush(still_id, time.monotonic())
+                if held is not None:
+                    await tell_clinician(signalling, device.patient_id, call_id, held)
+
+            files.spawn(flush())
     return JSONResponse(state.to_json())
 
 

@@ -100,6 +100,7 @@ class KioskTwin:
         self.heard: queue.Queue[dict] = queue.Queue()
         self.hold_upload = threading.Event()  # the first still pauses half way until set
         self.upload_paused = threading.Event()
+        self.paused_at = 0  # bytes of the first still on the hub while it pauses
         self.stills: list[tuple[str, bytes]] = []
         self.failure: BaseException | None = None
         self._loop = asyncio.new_event_loop()
@@ -182,6 +183,7 @@ class KioskTwin:
             chunk = len(data) // 8 + 1
             for start in range(0, len(data), chunk):
                 if start >= len(data) // 2 and not self.hold_upload.is_set():
+                    self.paused_at = start
                     self.upload_paused.set()  # half way: the test looks at the progress
                     await asyncio.to_thread(self.hold_upload.wait, WAIT_S)
                 part = data[start : start + chunk]
@@ -345,9 +347,11 @@ def take_stills(page, twin: KioskTwin) -> None:
     # Half the bytes are on the hub: the page shows how far it has got.
     assert twin.upload_paused.wait(WAIT_S)
     progress = page.get_by_test_id("still-progress")
+    # Throttled, but the page ends up showing all the hub has (not an older figure).
     page.wait_for_function(
-        "() => { const p = document.querySelector('[data-testid=still-progress]');"
-        " return p && p.value > 0 && p.value < p.max; }",
+        "held => { const p = document.querySelector('[data-testid=still-progress]');"
+        " return p && p.value === held && p.value < p.max; }",
+        arg=twin.paused_at,
         timeout=WAIT_S * 1000,
     )
     expect(progress.locator("xpath=..")).to_contain_text("Receiving…")

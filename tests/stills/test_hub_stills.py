@@ -22,7 +22,12 @@ from security.world import FakeClock, World, build_world, hub_client
 from porchlight.hub import auth
 from porchlight.hub.app import create_app
 from porchlight.hub.config import HubConfig
-from porchlight.hub.stills import StillFiles, StillLimits, parse_content_range
+from porchlight.hub.stills import (
+    ProgressThrottle,
+    StillFiles,
+    StillLimits,
+    parse_content_range,
+)
 from porchlight.hub.store import Role, Store
 from porchlight.kiosk.records import Record, RecordKind, iso_utc
 from porchlight.protocol import MAX_STILL_BYTES, PROMPTS, SESSION_COOKIE
@@ -300,6 +305,22 @@ def test_per_device_limits_stop_a_broken_kiosk_filling_the_disk(client, world, t
     assert day.status_code == 429 and "in a day" in day.json()["message"]
     # The other kiosk has its own allowance.
     assert put(client, world, ids[3], b"d", 0, 1, actor="device_b").status_code == 200
+
+
+def test_progress_is_throttled_but_the_newest_held_back_one_still_goes():
+    throttle = ProgressThrottle(per_second=4)
+    one, two, three = ({"received": n} for n in (1, 2, 3))
+    assert throttle.offer("s", one, now=10.0, complete=False) == (one, None)
+    # Too soon: held, with when to flush it; a newer one replaces it (no second timer).
+    assert throttle.offer("s", two, now=10.1, complete=False) == (None, pytest.approx(0.15))
+    assert throttle.offer("s", three, now=10.2, complete=False) == (None, None)
+    assert throttle.flush("s", now=10.25) == three
+    assert throttle.flush("s", now=10.3) is None
+    assert throttle.offer("s", one, now=10.6, complete=False) == (one, None)
+    # The last one always goes at once, and nothing stays held.
+    assert throttle.offer("s", two, now=10.61, complete=False)[0] is None
+    assert throttle.offer("s", three, now=10.62, complete=True) == (three, None)
+    assert throttle.flush("s", now=11.0) is None
 
 
 def test_content_range_parsing():

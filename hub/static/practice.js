@@ -81,15 +81,14 @@ function render() {
       );
       wait.addEventListener("click", () => intoWaitingRoom(p.patient_id));
       const team = practice.patients.length > 1 ? ` · ${p.team_name}` : "";
-      const name = el("span", { class: "appointment-name" }, `${p.display_name}${team}`);
-      name.style.flex = "1 1 100%"; // the name on its own line, the buttons under it
       const row = el(
         "li",
         { class: "appointment", testid: `practice-${p.patient_id}` },
-        name,
+        el("span", { class: "appointment-name" }, `${p.display_name}${team}`),
         el("span", { class: "appointment-actions" }, call, wait),
       );
-      row.style.flexWrap = "wrap";
+      // The name on its own line, the buttons under it (not care.css's timetable columns).
+      Object.assign(row.style, { display: "flex", flexDirection: "column", alignItems: "flex-start" });
       return row;
     }),
   );

@@ -49,7 +49,7 @@ def test_a_fresh_demo_rings_its_practice_patient(tmp_path, port):
             page.get_by_test_id("login-submit").click()
             expect(page.get_by_test_id("connection-state")).to_have_text("Live")
             expect(page.get_by_test_id(f"practice-{patient_id}")).to_contain_text(PRACTICE_NAME)
-            page.screenshot(path=str(SHOTS / "practice_panel.png"), full_page=True)
+            page.screenshot(path=str(SHOTS / "clinic-practice.png"), full_page=True)
 
             page.get_by_test_id(f"practice-call-{patient_id}").click()
             # The hub starts the practice kiosk, the page rings it, the kiosk answers.
@@ -68,7 +68,7 @@ def test_a_fresh_demo_rings_its_practice_patient(tmp_path, port):
                 "the practice kiosk to decode the clinician's video",
             )
             assert status["state"] == "in_call"
-            page.screenshot(path=str(SHOTS / "practice_call.png"), full_page=True)
+            page.screenshot(path=str(SHOTS / "clinic-practice-call.png"), full_page=True)
 
             page.get_by_test_id("end-call").click()
             expect(page.get_by_test_id("outcome-form")).to_be_visible()

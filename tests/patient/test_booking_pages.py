@@ -93,7 +93,7 @@ def test_nurse_books_moves_cancels_and_sets_the_kiosk(hub, world, shots):
     with sync_playwright() as pw:
         browser = launch(pw)
         page = browser.new_page(
-            viewport={"width": 1200, "height": 1100}, timezone_id="Europe/London"
+            viewport={"width": 1200, "height": 1100}, timezone_id="Europe/London", locale="en-GB"
         )
         log_in(page, hub.url, "/nurse", "nurse_x")
         alice = page.get_by_test_id("patient-row").filter(has_text="Alice Able")
@@ -182,7 +182,7 @@ def test_clinic_books_for_the_team_and_sees_help_at_once(hub, world, shots, tmp_
     with sync_playwright() as pw:
         browser = launch(pw)
         page = browser.new_page(
-            viewport={"width": 1280, "height": 1000}, timezone_id="Europe/London"
+            viewport={"width": 1280, "height": 1000}, timezone_id="Europe/London", locale="en-GB"
         )
         help_fetches: list[str] = []
         page.on(

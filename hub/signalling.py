@@ -24,7 +24,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from porchlight.hub import messages as m
-from porchlight.hub import ringing
+from porchlight.hub import ringing, turn
 from porchlight.hub.appointments import CallEvents, NoCallEvents
 from porchlight.hub.auth import (
     CLINICAL_ROLES,
@@ -370,8 +370,8 @@ class Signalling:
 
     def _kiosk_ice(self) -> dict[str, Any]:
         """Minted for each message: TURN credentials are short-lived (hub/turn.py)."""
-        label = f"kiosk-{uuid.uuid4().hex[:12]}"  # opaque: it appears in the TURN server's logs
-        return self._config.rtc_configuration(now=self._clock().timestamp(), label=label)
+        now = self._clock().timestamp()
+        return self._config.rtc_configuration(now=now, label=turn.new_label("kiosk"))
 
     # -- clinician ----------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ matches are there; then the still is final and readable by the care team
 (`GET /api/stills/{id}`, `GET /api/patients/{id}/stills`, FHIR Media in hub/fhir.py).
 
 Limits per device, so a broken kiosk cannot fill the disk (`StillLimits`): at most 8 uploads
-unfinished at once, 60 stills and 256 MiB started in any 24 hours; beyond that 429.
+unfinished at once, 60 stills and 256 MiB started in any 24 hours; beyond that 429. A
+part-uploaded still left for 7 days is dropped when that kiosk starts another.
 """
 
 from __future__ import annotations
@@ -149,6 +150,9 @@ class StillLimits:
     max_unfinished: int = 8
     max_per_day: int = 60
     max_bytes_per_day: int = 256 * 1024 * 1024
+    # A part-uploaded still untouched this long is dropped (the kiosk still has it and
+    # starts again from 0 when it comes back).
+    stale_after: timedelta = timedelta(days=7)
 
     def refusal(self, unfinished: int, started_today: int, bytes_today: int, size: int) -> str:
         """Why a new upload of `size` bytes is refused ("" when it is not)."""
@@ -322,6 +326,7 @@ class StillFiles:
             if row is not None and row.patient_id != device.patient_id:
                 raise NoSuchStill("There is no such still for this kiosk.")
             if row is None or row.size is None:
+                self._drop_stale(device.device_id, now)
                 self._check_limits(device.device_id, span.total, now)
                 self._begin(still_id, device, span.total, now, exists=row is not None)
                 received, size, state = 0, span.total, UPLOADING
@@ -392,6 +397,21 @@ class StillFiles:
     def _row(self, still_id: str) -> Any:
         with self.engine.connect() as conn:
             return conn.execute(select(stills).where(stills.c.id == still_id)).first()
+
+    def _drop_stale(self, device_id: str, now: datetime) -> None:
+        """This device's uploads begun long ago and never finished: free their space."""
+        with self.engine.connect() as conn:
+            stale = list(
+                conn.execute(
+                    select(stills.c.id).where(
+                        stills.c.device_id == device_id,
+                        stills.c.state == UPLOADING,
+                        stills.c.started < now - self.limits.stale_after,
+                    )
+                ).scalars()
+            )
+        for still_id in stale:
+            self._drop(still_id)
 
     def _check_limits(self, device_id: str, size: int, now: datetime) -> None:
         since = now - timedelta(hours=24)

@@ -307,6 +307,23 @@ def test_per_device_limits_stop_a_broken_kiosk_filling_the_disk(client, world, t
     assert put(client, world, ids[3], b"d", 0, 1, actor="device_b").status_code == 200
 
 
+def test_a_part_upload_left_for_a_week_is_dropped_to_make_room(world, tmp_path):
+    clock = FakeClock()
+    with hub_client(world, tmp_path / "hub", clock) as client:
+        engine = client.app.state.services.store.engine
+        files = StillFiles(engine, tmp_path / "limited", StillLimits(max_unfinished=1))
+        client.app.state.still_files = files
+        old, new = str(uuid.uuid4()), str(uuid.uuid4())
+        assert put(client, world, old, b"a" * 5, 0, 10).status_code == 200
+        assert put(client, world, new, b"b" * 5, 0, 10).status_code == 429
+        clock.advance(8 * 24 * 3600)
+        assert put(client, world, new, b"b" * 5, 0, 10).status_code == 200
+        assert not files.path(old).exists()
+        client.cookies.clear()
+        state = client.get(f"/api/device/stills/{old}", headers=device(world)).json()
+        assert state == {"received": 0, "size": None}  # the kiosk starts it again from 0
+
+
 def test_progress_is_throttled_but_the_newest_held_back_one_still_goes():
     throttle = ProgressThrottle(per_second=4)
     one, two, three = ({"received": n} for n in (1, 2, 3))

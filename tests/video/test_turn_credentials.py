@@ -8,9 +8,11 @@ import asyncio
 import base64
 import json
 import logging
+import re
 import subprocess
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import requests
@@ -18,11 +20,12 @@ import websockets
 from aioice import stun
 from aioice import turn as aioice_turn
 
-from porchlight.errors import ConfigError
+from porchlight.errors import BadInput, ConfigError
 from porchlight.hub import turn
 from porchlight.hub.config import TURN_TTL_S, HubConfig, load_config
 from porchlight.hub.seed import seed_demo
 from porchlight.hub.server import HubServer
+from porchlight.kiosk import rtc
 from porchlight.protocol import DEVICE_WS_PATH
 
 from .turn_support import Coturn
@@ -236,3 +239,22 @@ async def test_hub_mints_for_each_request_and_each_kiosk_message(tmp_path, caplo
     # Hub and libraries at DEBUG: neither the secret nor a minted password is ever logged.
     assert caplog.records and SECRET not in caplog.text
     assert not [c for c in minted if c in caplog.text]
+
+
+def test_the_hub_settings_in_docs_turn_md_load(tmp_path) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "turn.md").read_text()
+    example = re.search(r"```toml\n(.*?)```", text, re.S).group(1)
+    config_file = tmp_path / "hub.toml"
+    config_file.write_text(example.replace("<the same secret as static-auth-secret>", SECRET))
+    config = load_config(file=config_file, env={"PORCHLIGHT_HUB_DATA_DIR": str(tmp_path)})
+    servers = config.ice_server_dicts(now=0, label="clinic-1")
+    user = f"{int(TURN_TTL_S)}:clinic-1"
+    assert [s.get("username") for s in servers] == [None, user, user]
+    # The coturn example turns on the same scheme the hub speaks.
+    for line in ("use-auth-secret", "static-auth-secret=", "realm=", "no-cli"):
+        assert f"\n{line}" in text
+
+
+def test_the_kiosk_refuses_a_transport_policy_it_does_not_know() -> None:
+    with pytest.raises(BadInput, match="'all' or 'relay'"):
+        rtc.new_peer_connection([], "turn-only")

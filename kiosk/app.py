@@ -237,6 +237,9 @@ class KioskApp(App):
             root.current = "call"
         else:
             root.current = self.survey.screen(v) or self.checkin.screen(v)
+        notes = root.call.notes
+        notes.prompt.text = v.prompt
+        notes.look.text = v.close_look
         panel = root.message
         panel.headline.text = v.headline
         panel.detail.text = v.detail

@@ -28,6 +28,8 @@ ROOMY_DETAIL_PX = 42
 HOME_BUTTON_PX = 72  # "Call my nurse": the one thing on the home screen
 BUTTON_PX = 60
 CALL_BUTTON_PX = 52  # End call, over the picture
+PROMPT_PX = 48  # what the nurse asks the patient to show, over the picture (issue 10)
+CLOSE_LOOK_PX = 36  # "Your nurse is looking closely — please hold still"
 
 # ---------------------------------------------------------------- layout (px)
 
@@ -100,6 +102,7 @@ def colour_pairs() -> list[tuple[str, str, str]]:
         ("words and indicators over the video", ON_CALL_SCREEN, CALL_SCREEN),
         ("ring round a pressed button", INK, SCREEN),
         ("self-view frame", ON_CALL_SCREEN, CALL_SCREEN),
+        ("the nurse's prompt and close-look words over the video", ON_CALL_SCREEN, CALL_SCREEN),
     ]
     for intent in INTENTS:
         pairs.append((f"{intent.name} button text", intent.text, intent.fill))

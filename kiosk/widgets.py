@@ -364,6 +364,16 @@ class CallPanel(Backdrop, FloatLayout):
     local = ObjectProperty(None)
     button = ObjectProperty(None)
     sim = ObjectProperty(None)
+    notes = ObjectProperty(None)  # CallNotes: the nurse's prompt and the close look
+
+
+class CallNotes(Backdrop, BoxLayout):
+    """Words over the nurse's picture (issue 10): what the nurse asks the patient to show
+    (`prompt`, large) and that the nurse is looking closely (`look`); hidden when both are
+    empty. An opaque panel, so the words keep their contrast whatever the picture shows."""
+
+    prompt = ObjectProperty(None)
+    look = ObjectProperty(None)
 
 
 class KioskRoot(ScreenManager):

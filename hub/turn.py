@@ -8,7 +8,7 @@ must cover the longest gap between minting and the last allocation made with it:
 reuses its admission's credentials when it gets a dropped call back (docs/turn.md).
 
 The label appears in coturn's logs, so it is a random id, never a patient's name or id.
-Pure: no clock of its own (time passed in), no I/O.
+No clock of its own (time passed in) and no I/O; only new_label draws random bytes.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 TURN_SCHEMES = ("turn", "turns")
@@ -31,8 +31,8 @@ SEPARATOR = ":"
 @dataclass(frozen=True)
 class TurnCredential:
     username: str
-    credential: str
-    expires_at: int  # unix time
+    credential: str = field(repr=False)  # a password: kept out of reprs and logs
+    expires_at: int = 0  # unix time
 
 
 def scheme(url: str) -> str:

@@ -1,5 +1,10 @@
-"""The device's side of the fleet: heartbeat + inventory, diagnostics bundles, and one
-update check as the timer runs it (heartbeat → install what the hub names → heartbeat).
+"""The device's side of the fleet: heartbeat + inventory, diagnostics bundles, and the
+update agent's loop (`porchlight update run`): a heartbeat every minute, whose reply names
+the release to run, asks for diagnostics, or carries support's "check for updates now".
+
+Why the heartbeat and not the kiosk's WebSocket for "check now": the agent is its own process
+(root, apart from the kiosk), and support most needs it when the kiosk is broken; the
+heartbeat is the agent's own channel, needs no kiosk, and a lost reply is simply repeated.
 
 Inventory is technical only: versions, uptime, outbox depth, last call quality, disk, CPU
 temperature, last self-test, update state. Diagnostics bundles are scrubbed here, on the
@@ -13,11 +18,15 @@ outbox carries patient records only (its Record kinds), not bulk technical files
 from __future__ import annotations
 
 import json
+import logging
 import os
+import random
 import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,8 +39,13 @@ from porchlight.errors import HubRefused, TransportFailed
 from porchlight.provisioning.kiosk_status import read_status
 from porchlight.provisioning.layout import DeviceLayout
 from porchlight.provisioning.update_agent import CheckResult, UpdateAgent
+from porchlight.provisioning.update_policy import next_check_at
+
+log = logging.getLogger(__name__)
 
 REPORTED_OUTCOMES = ("installed", "rolled_back", "rejected", "refused")
+# Often enough that "check now" from support lands within a minute; cheap for the hub.
+HEARTBEAT_INTERVAL_S = 60.0
 THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")
 _SECRET_KEY = re.compile(r"token|secret|password|passwd|credential|key", re.IGNORECASE)
 _SCRUB = (
@@ -82,7 +96,15 @@ def collect_inventory(
         "kiosk_activity": status.activity if status else None,
         "update": {
             k: update[k]
-            for k in ("current", "previous", "phase", "target", "last_result", "failed")
+            for k in (
+                "current",
+                "previous",
+                "phase",
+                "target",
+                "last_result",
+                "last_check",
+                "failed",
+            )
         },
     }
 
@@ -184,6 +206,78 @@ class HubClient:
         return str(self._post("/api/fleet/diagnostics", {"bundle": bundle})["id"])
 
 
+class UpdateLoop:
+    """The agent as a service: a heartbeat every `interval_s`; a check when the schedule says
+    (every 30 min ± 10, `next_check_at`), at the next beat after a deferral, or at once when
+    support asks. The agent's own guards still hold: never while the patient is busy."""
+
+    def __init__(
+        self,
+        agent: UpdateAgent,
+        hub: HubClient,
+        *,
+        inventory: Callable[[], dict[str, Any]],
+        bundle: Callable[[], dict[str, Any]] | None = None,
+        interval_s: float = HEARTBEAT_INTERVAL_S,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.agent, self.hub = agent, hub
+        self.inventory, self.bundle = inventory, bundle
+        self.interval_s = interval_s
+        self.clock, self.rng = clock, rng
+        # Across restarts of the service the schedule goes on from the last check.
+        self.last_check = agent.journal().last_check_at
+        self.jitter = rng()
+        self.retry = False  # the last check was deferred: try again at the next beat
+
+    def beat(self, *, force: bool = False) -> CheckResult | None:
+        """One heartbeat and whatever it makes due. `force`: check now whatever the schedule
+        (the one-shot `porchlight update check`)."""
+        settled = self.agent.recover()
+        reply = self.hub.heartbeat(self.inventory())
+        journal = self.agent.journal()
+        request = reply.get("check_requested")
+        answered = (journal.last_check or {}).get("request_id")
+        pending = request if request and request != answered else None
+        now = self.clock()
+        due = force or self.retry or pending is not None
+        due = due or now >= next_check_at(
+            self.last_check, now, self.jitter, self.agent.config.policy
+        )
+        directive = reply.get("update") or {}
+        wanted = directive.get("version")
+        result = settled
+        if due:
+            if wanted or pending:
+                result = self.agent.check(
+                    wanted, rollout_id=directive.get("rollout_id"), request_id=pending
+                )
+            self.retry = result is not None and result.outcome == "deferred"
+            if not self.retry:
+                self.last_check, self.jitter = now, self.rng()
+        if reply.get("diagnostics_requested") and self.bundle is not None:
+            self.hub.upload_diagnostics(self.bundle())
+        reported = result is not None and result.outcome in REPORTED_OUTCOMES
+        if reported or pending is not None:
+            self.hub.heartbeat(self.inventory())  # at once: the rollout and support wait on it
+        return result
+
+    def run(self, stop: threading.Event) -> CheckResult | None:
+        """Beat until `stop` is set, or until a new release is committed: the service then
+        exits so systemd starts the agent again from the release now current."""
+        while not stop.is_set():
+            try:
+                result = self.beat()
+            except (TransportFailed, HubRefused) as exc:
+                log.warning("heartbeat failed, trying again in %.0f s: %s", self.interval_s, exc)
+            else:
+                if result is not None and result.outcome == "installed":
+                    return result
+            stop.wait(self.interval_s)
+        return None
+
+
 def check_with_hub(
     agent: UpdateAgent,
     hub: HubClient,
@@ -191,16 +285,6 @@ def check_with_hub(
     inventory: Callable[[], dict[str, Any]],
     bundle: Callable[[], dict[str, Any]] | None = None,
 ) -> CheckResult | None:
-    """One timer run: finish any cut job, tell the hub how we are, do what it says, and tell
+    """One run, now: finish any cut job, tell the hub how we are, do what it says, and tell
     it how that went. Returns the check's result (None when the hub named nothing)."""
-    settled = agent.recover()
-    reply = hub.heartbeat(inventory())
-    result = settled
-    wanted = (reply.get("update") or {}).get("version")
-    if wanted:
-        result = agent.check(wanted, rollout_id=reply["update"].get("rollout_id"))
-    if reply.get("diagnostics_requested") and bundle is not None:
-        hub.upload_diagnostics(bundle())
-    if result is not None and result.outcome in REPORTED_OUTCOMES:
-        hub.heartbeat(inventory())  # the result, at once: the rollout waits on it
-    return result
+    return UpdateLoop(agent, hub, inventory=inventory, bundle=bundle).beat(force=True)

@@ -88,6 +88,9 @@ class Journal:
     last_result: dict[str, Any] | None = None
     last_check_at: float | None = None
     last_plan: str | None = None
+    # The last check's outcome, and the support request it answers (None: on the schedule).
+    last_check: dict[str, Any] | None = None
+    request_id: str | None = None
 
     @classmethod
     def load(cls, path: Path) -> Journal:
@@ -168,6 +171,7 @@ class UpdateAgent:
             "failed": dict(journal.failed),
             "last_result": journal.last_result,
             "last_plan": journal.last_plan,
+            "last_check": journal.last_check,
             "installed": inst.installed_versions(self.layout),
         }
 
@@ -233,6 +237,13 @@ class UpdateAgent:
         record: bool = True,
     ) -> CheckResult:
         journal.last_plan = f"{outcome}: {reason}"
+        journal.last_check = {
+            "at": self.clock(),
+            "outcome": outcome,
+            "version": version,
+            "reason": reason,
+            "request_id": journal.request_id,
+        }
         if record:
             journal.last_result = {
                 "version": version,
@@ -244,13 +255,21 @@ class UpdateAgent:
         self._save(journal)
         return CheckResult(outcome, version, reason)
 
-    def check(self, wanted: str | None, *, rollout_id: str | None = None) -> CheckResult:
-        """Bring the device to `wanted` (None: stay), if policy allows and it verifies."""
+    def check(
+        self,
+        wanted: str | None,
+        *,
+        rollout_id: str | None = None,
+        request_id: str | None = None,
+    ) -> CheckResult:
+        """Bring the device to `wanted` (None: stay), if policy allows and it verifies.
+        `request_id`: the support request this check answers (kept with its outcome)."""
         settled = self.recover()
         if settled is not None:
             return settled
         journal = self.journal()
         journal.last_check_at = self.clock()
+        journal.request_id = request_id
         current = self.current_version()
         if wanted is None or wanted == current:
             return self._result(journal, "up_to_date", current, "up to date", record=False)

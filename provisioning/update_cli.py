@@ -4,14 +4,18 @@ porchlight release init    --repo DIR --keys DIR --root-keys DIR   new keys + em
 porchlight release build   --version V --out DIR [--wheel-dir DIR] [--project DIR]
 porchlight release publish FILE --version V --repo DIR --keys DIR [--min-version V]
 porchlight release refresh --repo DIR --keys DIR                   re-sign the timestamp
-porchlight update check    [--root /]                              what the timer runs
+porchlight update run      [--root /]                              the agent's service (loop)
+porchlight update check    [--root /]                              one check, now
 porchlight update status   [--root /]
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import signal
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -131,7 +135,7 @@ def release_refresh(repo: Path, keys: Path) -> None:
 
 @click.group()
 def update() -> None:
-    """The device's update agent (run by porchlight-update.timer)."""
+    """The device's update agent (porchlight-update.service runs `update run`)."""
 
 
 ROOT_OPTION = click.option(
@@ -139,23 +143,30 @@ ROOT_OPTION = click.option(
 )
 
 
-@update.command("check")
-@ROOT_OPTION
-@click.option("--hub-url", help="Override the hub address from the device credential.")
-@click.option(
+KIOSK_OPTION = click.option(
+    "--kiosk",
+    type=click.Choice(["systemd", "process"]),
+    default="systemd",
+    show_default=True,
+    help="How the kiosk is restarted: systemd (a device), or a process of the agent's own "
+    "(a laptop, tests).",
+)
+HUB_URL_OPTION = click.option("--hub-url", help="Override the hub address from the credential.")
+WINDOW_OPTION = click.option(
     "--window", type=float, default=900.0, show_default=True, help="Health-check window, s."
 )
-def update_check(root: Path, hub_url: str | None, window: float) -> None:
-    """Heartbeat to the hub, install the release it names (verify, install beside, switch,
-    health-check, commit or roll back), and report back."""
+
+
+def _device(root: Path, hub_url: str | None, window: float, kiosk: str) -> Any:
+    """The agent and the loop around it, wired for the device under `root`."""
     from porchlight.kiosk.credential import load_credential
     from porchlight.provisioning.heartbeat import (
         HubClient,
-        check_with_hub,
+        UpdateLoop,
         collect_inventory,
         diagnostics_bundle,
     )
-    from porchlight.provisioning.kiosk_control import SystemdKiosk
+    from porchlight.provisioning.kiosk_control import ProcessKiosk, SystemdKiosk
     from porchlight.provisioning.layout import DeviceLayout
     from porchlight.provisioning.release_install import VenvInstaller
     from porchlight.provisioning.update_agent import AgentConfig, UpdateAgent
@@ -171,14 +182,55 @@ def update_check(root: Path, hub_url: str | None, window: float) -> None:
         layout,
         AgentConfig.for_hub(url, python=python, policy=UpdatePolicy(health_window_s=window)),
         installer=VenvInstaller(python),
-        kiosk=SystemdKiosk(),
+        kiosk=SystemdKiosk() if kiosk == "systemd" else ProcessKiosk(layout),
     )
-    result = check_with_hub(
+    return lambda **kwargs: UpdateLoop(
         agent,
         HubClient(url, credential.token),
         inventory=lambda: collect_inventory(layout, agent),
         bundle=lambda: diagnostics_bundle(layout, agent),
+        **kwargs,
     )
+
+
+@update.command("run")
+@ROOT_OPTION
+@HUB_URL_OPTION
+@WINDOW_OPTION
+@KIOSK_OPTION
+@click.option(
+    "--heartbeat-interval",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds between heartbeats: how soon a 'check now' from support is seen.",
+)
+def update_run(
+    root: Path, hub_url: str | None, window: float, kiosk: str, heartbeat_interval: float
+) -> None:
+    """The update agent's service: heartbeat every minute; check every 30 minutes (with
+    jitter) or at once when support asks; exits after installing a release so systemd starts
+    it again from the new one."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if heartbeat_interval <= 0:
+        raise BadInput("--heartbeat-interval must be more than 0 seconds")
+    loop = _device(root, hub_url, window, kiosk)(interval_s=heartbeat_interval)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    result = loop.run(stop)
+    _echo_json(result.__dict__ if result else {"outcome": "stopped"})
+
+
+@update.command("check")
+@ROOT_OPTION
+@HUB_URL_OPTION
+@WINDOW_OPTION
+@KIOSK_OPTION
+def update_check(root: Path, hub_url: str | None, window: float, kiosk: str) -> None:
+    """Once, now: heartbeat to the hub, install the release it names (verify, install beside,
+    switch, health-check, commit or roll back), and report back."""
+    result = _device(root, hub_url, window, kiosk)().beat(force=True)
     _echo_json(result.__dict__ if result else {"outcome": "nothing to do"})
 
 

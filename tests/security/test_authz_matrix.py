@@ -331,6 +331,10 @@ MATRIX: dict[tuple[str, str], tuple[Callable[[World], Call], dict[str, int | str
         lambda w: Call("GET", f"/api/fleet/devices/{w.device_a}/diagnostics"),
         cells(403, **PEOPLE_ONLY, support=404, admin=404),
     ),
+    ("POST", "/api/fleet/check-requests"): (
+        lambda w: Call("POST", "/api/fleet/check-requests", {"device_ids": [w.device_a]}),
+        cells(403, **PEOPLE_ONLY, support=404, admin=404),
+    ),
     ("GET", "/support"): (lambda w: Call("GET", "/support"), everyone(200)),
     # Signed release files: public (devices verify every byte); none published in this world.
     ("MOUNT", "/releases"): (

@@ -223,7 +223,29 @@ def run_porchlight(profile: netlab.Profile, work: Path) -> dict[str, Any]:
     result["reverse_height_median"] = statistics.median(heights) if heights else 0
     result["rungs"] = sorted({s["rung"] for s in samples if s["rung"]})
     result["link_estimate_bps"] = call.reports["kiosk"].get("link_estimate_bps")
+    result["trace"] = recorded_trace(profile, t0, call.reports["kiosk"])
     return result
+
+
+def recorded_trace(profile: netlab.Profile, t0: float, kiosk: dict[str, Any]) -> dict[str, Any]:
+    """The kiosk ladder's inputs and decisions, times from the profile's start: the recorded
+    traces tests/video/test_ladder_traces.py replays."""
+    runs = kiosk["ladder"]
+    samples = [dict(s) for run in runs for s in run["samples"]]
+    for s in samples:
+        s["now"] = round(s["now"] - t0, 3)
+        if s.get("remb_at") is not None:
+            s["remb_at"] = round(s["remb_at"] - t0, 3)
+    decisions = [
+        (round(t - t0, 3), rung, why) for run in runs for t, rung, why, _ in run["decisions"]
+    ]
+    return {
+        "profile": profile.name,
+        "steps": profile.steps,
+        "start_bps": kiosk.get("link_estimate_bps"),
+        "samples": samples,
+        "decisions": decisions,
+    }
 
 
 def testsrc_y4m(path: Path) -> Path:
@@ -342,6 +364,9 @@ def main() -> None:
     parser.add_argument("--systems", default="porchlight,stock,chromium")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", type=Path, help="keep each run's logs and reports here")
+    parser.add_argument(
+        "--traces", type=Path, help="write each profile's first Porchlight trace here"
+    )
     args = parser.parse_args()
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     with tempfile.TemporaryDirectory(prefix="porchlight-adapt-") as scratch:
@@ -355,6 +380,10 @@ def main() -> None:
                     work = Path(tmp) / f"{profile_name}-{system}-{run}"
                     started = time.monotonic()
                     result = run_one(system, profile, work)
+                    trace = result.pop("trace", None)
+                    if args.traces and trace is not None and run == 0:
+                        args.traces.mkdir(parents=True, exist_ok=True)
+                        (args.traces / f"{profile_name}.json").write_text(json.dumps(trace))
                     runs.append(result)
                     print(
                         f"{profile_name} {system} run {run + 1}: "

@@ -115,7 +115,14 @@ class LadderConfig:
     # REMB this many times our video rate is at a receiver's app-limited ceiling (1.5×).
     remb_app_limited: float = 1.35
     cpu_budget: float = 0.6  # encoding may take this share of the frame interval
+    # ... in this many samples in a row: one slow second is another process (or, in the lab,
+    # another engineer's tests), not a CPU that cannot keep up at this rung.
+    cpu_over_samples: int = 3
     cpu_hold_s: float = 60.0
+    # A REMB under the lowest rung holds that rung, capped to the REMB, this long before
+    # video stops: a single REMB that low follows a stall (the receiver saw nothing for a
+    # moment), and audio-only costs at least `audio_only_retry_s` of frozen picture.
+    remb_audio_only_s: float = 3.0
     audio_only_retry_s: float = 8.0
     # Trying video costs a link that barely carries the audio: back off further.
     audio_only_retry_max_s: float = 60.0
@@ -203,6 +210,8 @@ class Ladder:
         self._use_rtt = True
         self._remb_cap: float | None = None
         self._remb_under = False
+        self._cpu_over = 0  # samples in a row over the CPU budget
+        self._remb_low_since: float | None = None
 
     # ------------------------------------------------------------ reading
 
@@ -281,24 +290,37 @@ class Ladder:
             self._cpu_cap = (self._index, self.now + cfg.cpu_hold_s)
         elif not self._fits(self._index, limits, remb_margin=cfg.remb_tolerance):
             index = self._best_index(limits)
+            lowest = len(self.rungs) - 1
+            if index > lowest and reason == "remb" and self._fits(lowest, _Limits(None, own)):
+                # Only the REMB says no video at all: hold the lowest rung (capped to the
+                # REMB) for a while first.
+                if self._remb_low_since is None:
+                    self._remb_low_since = self.now
+                if self.now - self._remb_low_since < cfg.remb_audio_only_s:
+                    index = lowest
             up = self._last_up
             if (
-                reason == "loss"
-                and up is not None
+                up is not None
                 and self.now - up[0] <= cfg.probe_window_s
                 and up[1] < len(self.rungs)
                 and index > up[1]
             ):
                 # A climb that did not hold: go back to where it came from (that rung was
-                # fine a moment ago), not as far as the loss formula would, unless the
-                # receiver's own estimate says lower.
-                index = up[1]
-                self._loss_est = max(
-                    self._loss_est, self.need_bps(self.rungs[index]) / cfg.headroom
-                )
+                # fine a moment ago), not as far as the loss formula or a REMB cut by the
+                # climb's own queue would, unless the receiver's estimate is under what
+                # that rung would be held at anyway (capped: see remb_tolerance).
+                if reason == "loss":
+                    index = up[1]
+                    self._loss_est = max(
+                        self._loss_est, self.need_bps(self.rungs[index]) / cfg.headroom
+                    )
+                elif reason == "remb" and self._fits(up[1], limits, remb_margin=cfg.remb_tolerance):
+                    index = up[1]
             self._step_to(index, reason)
         else:
             self._maybe_up(s, limits)
+        if remb is None or remb >= cfg.remb_tolerance * self.rungs[-1].video_bps:
+            self._remb_low_since = None
         self._quality = self._quality_word(s)
         if self._index == before:
             self._reason = "hold"
@@ -378,7 +400,9 @@ class Ladder:
         sent = s.sent_bps
         if s.loss is None:
             return None
-        self._loss_avg = s.loss if self._loss_avg is None else 0.7 * self._loss_avg + 0.3 * s.loss
+        # From a prior of no loss: the first report of a call (its start-up burst) is
+        # smoothed like any other.
+        self._loss_avg = 0.7 * (self._loss_avg or 0.0) + 0.3 * s.loss
         # Smoothed: one report covers a second or so, and on a link with random loss a
         # single report of 10 % is chance; a queue overflowing keeps it high.
         if self._loss_avg > cfg.loss_down:
@@ -408,8 +432,14 @@ class Ladder:
     def _cpu_overloaded(self, s: LinkSample) -> bool:
         rung = self.rung
         if s.encode_s is None or rung.audio_only or self._index >= len(self.rungs) - 1:
+            self._cpu_over = 0
             return False
-        return s.encode_s > self.config.cpu_budget / rung.fps
+        over = s.encode_s > self.config.cpu_budget / rung.fps
+        self._cpu_over = self._cpu_over + 1 if over else 0
+        if self._cpu_over < self.config.cpu_over_samples:
+            return False
+        self._cpu_over = 0  # the rung below starts afresh
+        return True
 
     def _calm(self, s: LinkSample) -> bool:
         cfg = self.config
@@ -440,7 +470,9 @@ class Ladder:
             if self.now < until and target < cap:
                 return
         probe = self._probes.get(target)
-        hold = probe.wait_s if probe is not None else cfg.up_hold_s
+        # A failed probe's back-off counts from its failure (below), not again from the
+        # last change of rung: after a drop the link may well have recovered meanwhile.
+        hold = cfg.up_hold_s
         if self.rung.audio_only:
             hold = max(hold, cfg.audio_only_retry_s)
         if self.now - self._calm_since < hold:

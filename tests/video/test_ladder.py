@@ -127,7 +127,11 @@ def test_audio_only_when_video_cannot_fit_and_back_by_itself() -> None:
     ladder = Ladder(start_bps=1_000_000)
     link = SimLink(steps((0, 1_000_000), (10, 100_000), (40, 1_000_000)))
     history = run(ladder, link, 90)
-    assert next(t for t, d in history if d.rung.audio_only) <= 11
+    # The REMB says so first: the lowest rung is held, capped to it, for remb_audio_only_s.
+    went = next(t for t, d in history if d.rung.audio_only)
+    assert went <= 11 + ladder.config.remb_audio_only_s
+    held = [d for t, d in history if 10 < t < went and d.rung == ladder.rungs[-1]]
+    assert all(d.video_cap_bps < d.rung.video_bps for d in held)
     during = [(t, d) for t, d in history if 13 <= t <= 40]
     # Only short retries of the lowest rung, at least audio_only_retry_s apart.
     retries = [t for t, d in during if d.changed and d.reason == "video-retry"]
@@ -155,16 +159,25 @@ def test_cpu_that_cannot_keep_up_steps_down_and_holds() -> None:
     ladder = Ladder(start_bps=5_000_000)
     link = SimLink(steps((0, 5_000_000)))
     top = ladder.rung
-    slow = LinkSample(
-        now=1, sent_bps=sent_for(ladder), remb_bps=5e6, remb_at=1, loss=0, rtt_s=0.05,
-        encode_s=0.9 / top.fps,
-    )  # fmt: skip
-    decision = ladder.update(slow)
+    over = ladder.config.cpu_over_samples
+
+    def slow(t: float) -> LinkSample:
+        return LinkSample(
+            now=t, sent_bps=sent_for(ladder), remb_bps=5e6, remb_at=t, loss=0, rtt_s=0.05,
+            encode_s=0.9 / top.fps,
+        )  # fmt: skip
+
+    # One slow second (another process took the CPU) is not a CPU that cannot keep up.
+    assert not ladder.update(slow(1)).changed
+    assert ladder.update(LinkSample(now=2, sent_bps=sent_for(ladder), loss=0, encode_s=0.001))
+    decisions = [ladder.update(slow(2 + i)) for i in range(1, over + 1)]
+    assert not any(d.changed for d in decisions[:-1])
+    decision = decisions[-1]
     assert decision.changed and decision.reason == "cpu" and decision.rung != top
     capped = decision.rung
-    history = run(ladder, link, 50, start=1)
+    history = run(ladder, link, 50, start=2 + over)
     assert all(d.rung == capped for _, d in history)  # fast link, but the CPU said no
-    history = run(ladder, link, 30, start=61)
+    history = run(ladder, link, 30, start=2 + over + 60)
     assert history[-1][1].rung == top  # tried again after cpu_hold_s
 
 
@@ -237,7 +250,16 @@ def test_properties_on_random_capacity_profiles(segments, loss, start) -> None:
         if d.changed and d.reason in ("remb", "delay"):
             # a drop lands on a rung that fits what was measured (or audio-only)
             if d.reason == "remb":  # REMB is compared with the video alone
-                assert d.rung.audio_only or d.rung.video_bps <= d.estimate_bps
+                # (or a rung held capped to the REMB: back from a failed climb, when the REMB
+                # is within remb_tolerance of it; the lowest rung, before audio-only)
+                tolerated = ladder.config.remb_tolerance * d.rung.video_bps <= d.estimate_bps
+                capped = d.video_cap_bps <= d.estimate_bps
+                lowest = d.rung == ladder.rungs[-1]
+                assert (
+                    d.rung.audio_only
+                    or d.rung.video_bps <= d.estimate_bps
+                    or ((tolerated or lowest) and capped)
+                )
             elif d.reason == "delay":  # (a "loss" drop may go back to the rung it came from)
                 assert d.rung.audio_only or ladder.need_bps(d.rung) <= d.estimate_bps
         # The video cap never exceeds the rung, and follows a REMB under it.

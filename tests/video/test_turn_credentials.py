@@ -28,7 +28,7 @@ from porchlight.hub.server import HubServer
 from porchlight.kiosk import rtc
 from porchlight.protocol import DEVICE_WS_PATH
 
-from .turn_support import Coturn
+from .turn_support import Coturn, coturn  # noqa: F401 (the fixture)
 
 SECRET = "f3b1c0ffee" * 4
 
@@ -91,28 +91,27 @@ async def refused_code(server: Coturn, username: str, password: str) -> int:
 
 
 async def test_coturn_relays_for_a_fresh_credential_and_refuses_expired_or_forged(
-    tmp_path,
+    coturn: Coturn,  # noqa: F811 (the fixture imported above)
 ) -> None:
-    with Coturn(tmp_path / "turn") as server:
-        now = time.time()
-        fresh = turn.rest_credential(server.secret, now=now, ttl_s=600, label="kiosk-fresh")
-        host, port = await allocate(server, fresh.username, fresh.credential)
-        assert host == "127.0.0.1" and port > 0
+    now = time.time()
+    fresh = turn.rest_credential(coturn.secret, now=now, ttl_s=600, label="kiosk-fresh")
+    host, port = await allocate(coturn, fresh.username, fresh.credential)
+    assert host == "127.0.0.1" and port > 0
 
-        # Expired a minute ago (minted 11 minutes ago for 10): coturn says 401 Unauthorized.
-        old = turn.rest_credential(server.secret, now=now - 660, ttl_s=600, label="kiosk-old")
-        assert await refused_code(server, old.username, old.credential) == 401
-        # Signed with another secret: refused the same way.
-        forged = turn.rest_credential("0" * 64, now=now, ttl_s=600, label="kiosk-forged")
-        assert await refused_code(server, forged.username, forged.credential) == 401
-        # The same username with a tampered expiry no longer matches its signature.
-        later = fresh.username.replace(str(fresh.expires_at), str(fresh.expires_at + 86400))
-        assert await refused_code(server, later, fresh.credential) == 401
+    # Expired a minute ago (minted 11 minutes ago for 10): coturn says 401 Unauthorized.
+    old = turn.rest_credential(coturn.secret, now=now - 660, ttl_s=600, label="kiosk-old")
+    assert await refused_code(coturn, old.username, old.credential) == 401
+    # Signed with another secret: refused the same way.
+    forged = turn.rest_credential("0" * 64, now=now, ttl_s=600, label="kiosk-forged")
+    assert await refused_code(coturn, forged.username, forged.credential) == 401
+    # The same username with a tampered expiry no longer matches its signature.
+    later = fresh.username.replace(str(fresh.expires_at), str(fresh.expires_at + 86400))
+    assert await refused_code(coturn, later, fresh.credential) == 401
 
-        log = server.log()
-        assert f"username=<{fresh.username}>" in log  # what coturn writes: hence opaque labels
-        assert "Cannot find credentials of user <" + old.username in log
-        assert server.secret not in log
+    log = coturn.log()
+    assert f"username=<{fresh.username}>" in log  # what coturn writes: hence opaque labels
+    assert "Cannot find credentials of user <" + old.username in log
+    assert coturn.secret not in log
 
 
 # ------------------------------------------------------------------ the hub's settings

@@ -16,8 +16,10 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from aioice import stun
 
 TURNSERVER = "/usr/bin/turnserver"
@@ -147,3 +149,10 @@ class Coturn:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@pytest.fixture
+def coturn(tmp_path: Path) -> Iterator[Coturn]:
+    """A running coturn for one test (import this fixture into the test module)."""
+    with Coturn(tmp_path / "coturn") as server:
+        yield server

@@ -607,6 +607,7 @@ function finishCall(text) {
   setCallState("ended", text);
   renderLink();
   renderLook();
+  if (finished) waitForStills(finished);
   $("end-call").hidden = true;
   $("close-call").hidden = false;
   renderWaitingRoom();
@@ -656,6 +657,9 @@ const PROMPTS = [
 const ZOOMS = [1, 1.5, 2, 3, 4, 6]; // 6×: a sixth of the frame, well above the 5 % minimum
 const VIEW_SEND_MS = 150; // while dragging: at most this often (the last one always goes)
 const KEY_PAN = 0.25; // arrow keys move a quarter of what is shown
+const STILL_TAKEN_MS = 20000; // a kiosk that has not said it took the still by then did not
+const STILL_POLL_MS = 5000; // after the call: look for stills still arriving, this often…
+const STILL_POLLS = 60; // …for five minutes (later ones are listed with the patient's record)
 
 function newLook() {
   return { level: 0, cx: 0.5, cy: 0.5, sentAt: 0, timer: null, drag: null, prompt: null };
@@ -813,8 +817,14 @@ function takeStill() {
     showNotice("Not connected to the hub; try again in a moment.");
     return;
   }
-  state.call.stills.push({ requestId, stillId: null, received: 0, size: null, url: null, takenAt: null });
+  const still = { requestId, stillId: null, received: 0, size: null, url: null, takenAt: null };
+  state.call.stills.push(still);
   renderStills();
+  setTimeout(() => {
+    if (still.stillId) return;
+    still.failed = true; // the kiosk could not take it (or was not there to)
+    renderStills();
+  }, STILL_TAKEN_MS);
 }
 
 function onStillMessage(message) {
@@ -830,6 +840,7 @@ function onStillMessage(message) {
     }
     still.stillId = message.still_id;
     still.size = message.size;
+    still.failed = false;
   } else if (!still) {
     if (message.type !== "still_ready") return; // progress of a still this page did not ask for
     still = { requestId: null, stillId: message.still_id, received: 0, size: null };
@@ -852,7 +863,13 @@ async function loadStills(call) {
   const reply = await api(`/api/patients/${encodeURIComponent(call.patientId)}/stills`).catch(() => null);
   if (!reply || !reply.ok || state.call !== call) return;
   for (const item of reply.body.stills) {
-    if (call.stills.some((s) => s.stillId === item.still_id)) continue;
+    const known = call.stills.find((s) => s.stillId === item.still_id);
+    if (known) {
+      // One still_ready did not reach this page (the call had ended): it is here now.
+      Object.assign(known, { url: item.url, takenAt: item.taken_at, width: item.width, height: item.height });
+      known.received = item.size;
+      continue;
+    }
     call.stills.unshift({
       requestId: null,
       stillId: item.still_id,
@@ -868,6 +885,17 @@ async function loadStills(call) {
   renderStills();
 }
 
+function waitForStills(call, polls = STILL_POLLS) {
+  // After the call the hub has no call to tell of a still arriving: ask for the list.
+  const arriving = call.stills.some((s) => s.stillId && !s.url);
+  if (!arriving || polls <= 0) return;
+  setTimeout(async () => {
+    if (state.call !== call) return;
+    await loadStills(call);
+    waitForStills(call, polls - 1);
+  }, STILL_POLL_MS);
+}
+
 function stillTime(iso) {
   return new Date(iso).toLocaleString("en-GB", { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
 }
@@ -876,7 +904,7 @@ function stillNode(still) {
   // Built once per state: re-rendering must not fetch a thumbnail again on every progress.
   const item = document.createElement("li");
   item.className = "still";
-  item.dataset.state = still.url ? "ready" : still.stillId ? "receiving" : "asked";
+  item.dataset.state = still.url ? "ready" : still.stillId ? "receiving" : still.failed ? "failed" : "asked";
   if (still.stillId) item.dataset.testid = `still-${still.stillId}`;
   const caption = document.createElement("span");
   caption.className = "still-caption";
@@ -910,12 +938,15 @@ function renderStills() {
     .slice()
     .reverse() // newest first
     .map((still) => {
-      const wanted = still.url ? "ready" : still.stillId ? "receiving" : "asked";
+      const wanted = still.url ? "ready" : still.stillId ? "receiving" : still.failed ? "failed" : "asked";
       const node = still.node && still.node.dataset.state === wanted ? still.node : stillNode(still);
       if (wanted !== "ready") {
         const bar = node.querySelector("progress");
         const caption = node.querySelector(".still-caption");
-        if (wanted === "asked") {
+        if (wanted === "failed") {
+          bar.hidden = true;
+          caption.textContent = "The kiosk did not take this still. Try again.";
+        } else if (wanted === "asked") {
           bar.removeAttribute("value"); // indeterminate until the kiosk has taken it
           caption.textContent = "Taking the still…";
         } else {

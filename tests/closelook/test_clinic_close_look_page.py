@@ -98,9 +98,10 @@ class KioskTwin:
     def __init__(self, url: str, token: str, patient_id: str) -> None:
         self.url, self.token, self.patient_id = url, token, patient_id
         self.heard: queue.Queue[dict] = queue.Queue()
-        self.hold_upload = threading.Event()  # the first still pauses half way until set
+        # The next still's upload stops half way (the test sees it paused) until this is set.
+        self.hold_upload: threading.Event | None = None
         self.upload_paused = threading.Event()
-        self.paused_at = 0  # bytes of the first still on the hub while it pauses
+        self.paused_at = 0  # bytes of that still on the hub while it pauses
         self.stills: list[tuple[str, bytes]] = []
         self.failure: BaseException | None = None
         self._loop = asyncio.new_event_loop()
@@ -181,11 +182,12 @@ class KioskTwin:
             taken = {"request_id": message["request_id"], "still_id": still_id, "size": len(data)}
             await ws.send(json.dumps({"type": "still_taken", **taken}))
             chunk = len(data) // 8 + 1
+            hold, self.hold_upload = self.hold_upload, None
             for start in range(0, len(data), chunk):
-                if start >= len(data) // 2 and not self.hold_upload.is_set():
+                if hold is not None and start >= len(data) // 2 and not hold.is_set():
                     self.paused_at = start
                     self.upload_paused.set()  # half way: the test looks at the progress
-                    await asyncio.to_thread(self.hold_upload.wait, WAIT_S)
+                    await asyncio.to_thread(hold.wait, WAIT_S)
                 part = data[start : start + chunk]
                 end = start + len(part) - 1
                 answer = await http.put(
@@ -262,9 +264,11 @@ def test_zoom_prompts_and_stills_from_the_clinic_page(hub):
             page.screenshot(path=str(SHOTS / "clinic-still-full.png"))
             page.get_by_test_id("still-close").click()
             expect(page.get_by_test_id("still-viewer")).to_be_hidden()
+            still_after_the_call(page, twin)
             browser.close()
     finally:
-        twin.hold_upload.set()
+        if twin.hold_upload is not None:
+            twin.hold_upload.set()
         twin.stop()
     assert twin.failure is None, twin.failure
 
@@ -341,6 +345,7 @@ def ask_the_patient(page, twin: KioskTwin) -> None:
 
 def take_stills(page, twin: KioskTwin) -> None:
     expect(page.get_by_test_id("stills-empty")).to_be_visible()
+    twin.hold_upload = hold = threading.Event()
     page.get_by_test_id("take-still").click()
     asked = twin.expect("take_still")
     assert 1 <= len(asked["request_id"]) <= 64
@@ -357,7 +362,7 @@ def take_stills(page, twin: KioskTwin) -> None:
     expect(progress.locator("xpath=..")).to_contain_text("Receiving…")
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.get_by_test_id("call-view").screenshot(path=str(SHOTS / "clinic-still-progress.png"))
-    twin.hold_upload.set()
+    hold.set()
     first_id = twin.stills[0][0]
     expect(page.get_by_test_id(f"still-{first_id}")).to_have_attribute("data-state", "ready")
     page.get_by_test_id("take-still").click()
@@ -369,3 +374,21 @@ def take_stills(page, twin: KioskTwin) -> None:
         ".every(i => i.complete && i.naturalWidth > 0)"
     )
     expect(page.get_by_test_id("stills-empty")).to_be_hidden()
+
+
+def still_after_the_call(page, twin: KioskTwin) -> None:
+    """A still half up when the call ends still appears beside it once it is whole."""
+    twin.upload_paused.clear()
+    twin.hold_upload = hold = threading.Event()
+    page.get_by_test_id("take-still").click()
+    twin.expect("take_still")
+    assert twin.upload_paused.wait(WAIT_S)
+    page.get_by_test_id("end-call").click()
+    expect(page.get_by_test_id("call-state")).to_have_text("Call ended")
+    expect(page.get_by_test_id("take-still")).to_be_disabled()
+    hold.set()
+    late_id = twin.stills[-1][0]
+    expect(page.get_by_test_id(f"still-{late_id}")).to_have_attribute(
+        "data-state", "ready", timeout=WAIT_S * 1000
+    )
+    expect(page.get_by_test_id("still-thumb")).to_have_count(3)

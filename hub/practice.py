@@ -186,6 +186,7 @@ class PracticeKiosks:
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._sockets: Path | None = None
+        self.quiet_s = QUIET_S
 
     def folder(self, team_id: str) -> Path:
         return self.config.data_dir / FOLDER / practice_ids(team_id).patient_id
@@ -202,13 +203,20 @@ class PracticeKiosks:
         return proc is not None and proc.returncode is None
 
     async def start(
-        self, practice: PracticePatient, hub_url: str, connected: Any, *, press: bool = False
+        self, practice: PracticePatient, hub_url: str, conn_of: Any, *, press: bool = False
     ) -> None:
-        """Start the team's practice kiosk unless it runs; return once `connected()` holds."""
+        """Start the team's practice kiosk unless it runs; return once the hub has its socket
+        (`conn_of()`: the id of the patient's kiosk socket, or None)."""
         lock = self._locks.setdefault(practice.team_id, asyncio.Lock())
         async with lock:
+            stale = None
             if not self.running(practice.team_id):
+                stale = conn_of()  # a kiosk that just stopped may not have been noticed yet
                 await self._spawn(practice, hub_url)
+
+            def connected() -> bool:
+                return conn_of() not in (None, stale)
+
             proc = self._procs[practice.team_id]
             loop = asyncio.get_running_loop()
             deadline = loop.time() + START_TIMEOUT_S
@@ -216,9 +224,14 @@ class PracticeKiosks:
             # hand out; the deadline bounds the wait.
             while not connected():
                 if proc.returncode is not None:
+                    log.warning(
+                        "the practice kiosk stopped while starting (exit %s); see %s",
+                        proc.returncode,
+                        self.folder(practice.team_id) / "kiosk.log",
+                    )
                     raise TransportFailed(
-                        "The practice kiosk stopped while starting; see "
-                        f"{self.folder(practice.team_id) / 'kiosk.log'}."
+                        "The practice kiosk stopped while starting; try again, and tell "
+                        "support if it keeps happening."
                     )
                 if loop.time() > deadline:
                     raise TransportFailed("The practice kiosk did not connect in time; try again.")
@@ -251,7 +264,7 @@ class PracticeKiosks:
             "--data-dir",
             str(folder),
             "--quiet-s",
-            str(QUIET_S),
+            str(self.quiet_s),
             "--sim-socket",
             str(self.sim_socket(practice.team_id)),
         ]
@@ -376,7 +389,7 @@ async def _start(request: Request, person: PersonIdentity, patient_id: str, pres
         await kiosks.start(
             practice,
             local_hub_url(hub.config, int(port)),
-            lambda: room.device_conn(practice.patient_id) is not None,
+            lambda: room.device_conn(practice.patient_id),
             press=press,
         )
     except TransportFailed as exc:

@@ -160,3 +160,19 @@ async def test_put_the_practice_patient_in_the_waiting_room_and_admit_them(hub: 
         call = await clinician.admit(patient_id)
         await clinician.wait_for(lambda: call.video_frames > 30 and call.audio_frames > 30, 60)
         await clinician.hang_up()
+
+
+async def test_the_practice_kiosk_stops_when_unused_and_starts_again_when_wanted(hub: Hub) -> None:
+    session = hub.session("clinician")
+    practice = session.get(f"{hub.url}/api/practice", timeout=10).json()[0]
+    start = f"{hub.url}/api/practice/{practice['patient_id']}/start"
+    kiosks = hub.server.app.state.practice
+    kiosks.quiet_s = 2.0  # instead of 10 minutes
+    assert not kiosks.running(practice["team_id"])  # nothing runs until someone asks
+    first = await asyncio.to_thread(session.post, start, timeout=90)
+    assert first.status_code == 200, first.text
+    assert kiosks.running(practice["team_id"])
+    await wait_until(lambda: not kiosks.running(practice["team_id"]), 30, "the quiet kiosk to stop")
+    again = await asyncio.to_thread(session.post, start, timeout=90)
+    assert again.status_code == 200, again.text
+    assert kiosks.running(practice["team_id"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime
@@ -81,3 +82,13 @@ def book(client, world: World, patient_id: str, starts: datetime, actor: str = "
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def until(read, timeout: float = 5.0):
+    """`read()` once it is truthy: for what the hub writes on a worker thread after it has
+    answered (the appointment book's notes). Fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := read()):
+        assert time.monotonic() < deadline, "the hub did not write it in time"
+        time.sleep(0.01)
+    return value

@@ -135,7 +135,9 @@ def test_nurse_books_moves_cancels_and_sets_the_kiosk(hub, world, shots):
         with connect(ws_url, additional_headers=headers) as kiosk:
             kiosk.send(json.dumps({"type": "hello", "state": "idle"}))
             receive(kiosk, "welcome")
-            page.get_by_test_id("language-cy").check()
+            page.get_by_test_id("language-en").focus()  # by keyboard: arrows move the choice
+            page.keyboard.press("ArrowRight")
+            expect(page.get_by_test_id("language-cy")).to_be_checked()
             page.get_by_test_id("spoken-off").check()
             page.get_by_test_id("auto-on").check()
             page.get_by_test_id("settings-submit").click()

@@ -784,6 +784,7 @@ function onStagePointerUp(event) {
 function onStageKey(event) {
   const moves = { ArrowLeft: [-KEY_PAN, 0], ArrowRight: [KEY_PAN, 0], ArrowUp: [0, -KEY_PAN], ArrowDown: [0, KEY_PAN] };
   if (moves[event.key]) {
+    if (!state.call || !state.call.look.level) return; // the whole picture: let the page scroll
     pan(...moves[event.key]);
   } else if (event.key === "+" || event.key === "=") {
     setZoom(state.call ? state.call.look.level + 1 : 0);

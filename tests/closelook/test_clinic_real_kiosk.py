@@ -6,6 +6,8 @@ sync worker uploads the bytes and the record, and the still appears beside the c
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from kiosk.conftest import SMALL_CAMERA, Hub, free_port, wait_until
 from playwright.async_api import async_playwright, expect
@@ -79,6 +81,7 @@ async def test_zoom_prompt_and_a_still_with_a_real_kiosk(hub, kiosk_config):
                 lambda: core.view.prompt == PROMPTS["show_ankles"], 10, "the prompt on the kiosk"
             )
 
+            clicked = time.monotonic()
             await page.get_by_test_id("take-still").click()
             thumb = page.get_by_test_id("still-thumb")
             await expect(thumb).to_have_count(1, timeout=30_000)
@@ -87,6 +90,8 @@ async def test_zoom_prompt_and_a_still_with_a_real_kiosk(hub, kiosk_config):
                 " return i && i.complete && i.naturalWidth > 0; }",
                 timeout=10_000,
             )
+            shown_s = time.monotonic() - clicked
+            print(f"take still → shown on the clinic page (loopback, no pacing): {shown_s:.2f} s")
             size = await thumb.evaluate("img => [img.naturalWidth, img.naturalHeight]")
             # The camera's full resolution, not the video rung's.
             assert size == [kiosk_config.device.camera_width, kiosk_config.device.camera_height]

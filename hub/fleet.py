@@ -43,6 +43,7 @@ from porchlight.errors import BadInput
 from porchlight.hub import rollouts
 from porchlight.hub.auth import DeviceIdentity, PersonIdentity, require_device, require_person
 from porchlight.hub.db import UTCDateTime, devices, metadata
+from porchlight.hub.practice import not_practice
 from porchlight.hub.services import services
 from porchlight.hub.store import Role
 from porchlight.provisioning.layout import check_version
@@ -241,7 +242,13 @@ def _active_rollout(engine: Engine) -> Any:
 def _fleet_ids(engine: Engine) -> list[str]:
     with engine.connect() as conn:
         return [
-            r.id for r in conn.execute(select(devices.c.id).where(devices.c.revoked_at.is_(None)))
+            r.id
+            for r in conn.execute(
+                # Practice kiosks (hub/practice.py) run the hub's own code, never a release.
+                select(devices.c.id).where(
+                    devices.c.revoked_at.is_(None), not_practice(devices.c.patient_id)
+                )
+            )
         ]
 
 

@@ -9,10 +9,11 @@ import requests
 from alembic import command
 from sqlalchemy import insert, select
 
-from porchlight.hub import schema
+from porchlight.hub import auth, schema
 from porchlight.hub.config import HubConfig
 from porchlight.hub.db import make_engine, patients
-from porchlight.hub.practice import PRACTICE_NAME, practice_ids, practice_patients
+from porchlight.hub.fleet import _fleet_ids
+from porchlight.hub.practice import PRACTICE_NAME, ensure_for_team, practice_ids, practice_patients
 from porchlight.hub.seed import DEMO_PASSWORD, seed_demo
 from porchlight.hub.server import HubServer
 from porchlight.hub.store import Store, team_patients, teams
@@ -116,3 +117,19 @@ def test_a_hub_without_practice_patients_says_so(tmp_path) -> None:
         assert "practice" in reply.json()["message"]
         with server.store.engine.connect() as conn:
             assert conn.execute(select(practice_patients)).all() == []
+
+
+def test_practice_kiosks_are_not_in_the_fleet_a_release_rolls_out_to(hub: Hub) -> None:
+    store = hub.server.store
+    practice = ensure_for_team(store, hub.other_team, datetime.now(UTC))
+    store.add_device(
+        practice.patient_id,
+        auth.hash_token(auth.new_token()),
+        now=datetime.now(UTC),
+        device_id=practice.device_id,
+    )
+    fleet = _fleet_ids(store.engine)
+    # A practice kiosk runs the hub's own code and never reports on a release: counting it
+    # would hold a rollout's stage back.
+    assert practice.device_id not in fleet
+    assert hub.seed.device_id in fleet

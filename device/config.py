@@ -29,8 +29,11 @@ class DeviceConfig:
     debounce_s: float = 0.03
     # "test" (moving test pattern) or a V4L2 device path such as /dev/video0.
     camera: str = TEST_CAMERA
-    camera_width: int = 640
-    camera_height: int = 480
+    # The camera's full resolution: more than the link's rung usually carries, so the
+    # clinician's close look (issue 10) has pixels to zoom into, and stills are sharp.
+    # 16:9 like the ladder's rungs. bench/camera_cost.py measures what it costs.
+    camera_width: int = 1280
+    camera_height: int = 720
     camera_fps: int = 30
     # "tone" (quiet test beeps) or an ALSA capture device such as "default" or "plughw:1,0".
     microphone: str = TONE_MICROPHONE

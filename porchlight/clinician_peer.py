@@ -62,7 +62,10 @@ class ClinicianPeer:
     username: str
     password: str
     host_addresses: Iterable[str] = ("127.0.0.1",)
-    camera: DeviceConfig = field(default_factory=lambda: DeviceConfig(simulate=True))
+    # A laptop webcam's picture (the kiosk's camera defaults to more, for the close look).
+    camera: DeviceConfig = field(
+        default_factory=lambda: DeviceConfig(simulate=True, camera_width=640, camera_height=480)
+    )
     waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
     call: CallRecord | None = None
     adaptive: bool = True

@@ -40,7 +40,7 @@ async def test_open_device_simulated_press_reaches_the_kiosk_and_the_light_follo
         assert device.light.pattern == "fast_blink"
         assert len(device.speaker.beeps) == 1
         camera, microphone = device.open_camera(), device.open_microphone()
-        assert (await camera.recv()).width == 640
+        assert (await camera.recv()).width == DeviceConfig().camera_width  # the full resolution
         assert (await microphone.recv()).sample_rate == 48000
         camera.stop()
         microphone.stop()

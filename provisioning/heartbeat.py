@@ -267,6 +267,8 @@ class UpdateLoop:
         """Beat until `stop` is set, or until a new release is committed: the service then
         exits so systemd starts the agent again from the release now current."""
         while not stop.is_set():
+            # A steady beat: the interval runs from the start of one beat to the next.
+            next_beat = time.monotonic() + self.interval_s
             try:
                 result = self.beat()
             except (TransportFailed, HubRefused) as exc:
@@ -274,7 +276,7 @@ class UpdateLoop:
             else:
                 if result is not None and result.outcome == "installed":
                     return result
-            stop.wait(self.interval_s)
+            stop.wait(max(0.0, next_beat - time.monotonic()))
         return None
 
 

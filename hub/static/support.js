@@ -1,25 +1,14 @@
 // Porchlight support page: the fleet (filters: stale, failing, old version), the rollout and
-// its progress, and "request diagnostics". Everything shown is technical: no patient data.
+// its progress, "check for updates now" and "request diagnostics". Everything shown is
+// technical: no patient data.
+
+import { api } from "./http.js";
 
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 const REFRESH_MS = 10000;
-const state = { filter: "", rollout: null, timer: null };
-
-async function api(path, options = {}) {
-  const init = { credentials: "same-origin", headers: {}, ...options };
-  if (init.body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(init.body);
-  }
-  const response = await fetch(path, init);
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    body = null;
-  }
-  return { ok: response.ok, status: response.status, body };
-}
+// While a device has a check to answer, look more often: it answers within a heartbeat.
+const WAITING_REFRESH_MS = 2000;
+const state = { filter: "", rollout: null, timer: null, selected: new Set(), waiting: false };
 
 function notice(text) {
   $("notice").textContent = text || "";
@@ -50,7 +39,7 @@ function bytes(n) {
 // ---------------------------------------------------------------- login
 
 function showLogin(message) {
-  clearInterval(state.timer);
+  clearTimeout(state.timer);
   $("fleet-view").hidden = true;
   $("session-bar").hidden = true;
   $("login-view").hidden = false;
@@ -66,8 +55,12 @@ async function start() {
   $("session-bar").hidden = false;
   $("fleet-view").hidden = false;
   await refresh();
-  clearInterval(state.timer);
-  state.timer = setInterval(refresh, REFRESH_MS);
+}
+
+function schedule() {
+  // setTimeout, not setInterval: the pace follows whether a check is being waited for.
+  clearTimeout(state.timer);
+  state.timer = setTimeout(refresh, state.waiting ? WAITING_REFRESH_MS : REFRESH_MS);
 }
 
 $("login-form").addEventListener("submit", async (event) => {
@@ -95,10 +88,24 @@ async function refresh() {
   ]);
   if (devices.status === 401 || rollouts.status === 401) return showLogin("Please log in again.");
   if (devices.status === 403) return showLogin(devices.body?.message || "Support or admin only.");
-  if (!devices.ok || !rollouts.ok) return notice("The hub did not answer; retrying.");
+  if (!devices.ok || !rollouts.ok) {
+    notice("The hub did not answer; retrying.");
+    return schedule();
+  }
   notice("");
   renderDevices(devices.body);
   renderRollout(rollouts.body.rollouts[0] || null);
+  schedule();
+}
+
+function describeCheck(d) {
+  if (d.check_requested_at) return `Check asked ${ago(d.check_requested_at)}: the device answers within a minute.`;
+  const last = d.last_check;
+  if (!last) return "";
+  const when = last.at ? ago(new Date(last.at * 1000).toISOString()) : "";
+  const what = last.outcome === "up_to_date" ? "up to date" : `${last.outcome.replace("_", " ")}${last.version ? " " + last.version : ""}`;
+  const why = last.reason && last.reason !== "up to date" ? ` (${last.reason})` : "";
+  return `Checked ${when}: ${what}${why}${last.request_id ? ", as asked" : ""}`;
 }
 
 function renderDevices(data) {
@@ -106,6 +113,9 @@ function renderDevices(data) {
   rows.replaceChildren();
   $("device-count").textContent = `(${data.count})`;
   $("no-devices").hidden = data.count > 0;
+  const shown = new Set(data.devices.map((d) => d.device_id));
+  for (const id of [...state.selected]) if (!shown.has(id)) state.selected.delete(id);
+  state.waiting = data.devices.some((d) => d.check_requested_at);
   for (const d of data.devices) {
     const tr = el("tr", null, {
       "data-testid": "device-row",
@@ -113,6 +123,19 @@ function renderDevices(data) {
       "data-failing": String(d.failing),
       "data-stale": String(d.stale),
     });
+    const pick = el("input", null, {
+      type: "checkbox",
+      "data-testid": "select-device",
+      "aria-label": `Select ${d.device_id}`,
+    });
+    pick.checked = state.selected.has(d.device_id);
+    pick.addEventListener("change", () => {
+      if (pick.checked) state.selected.add(d.device_id);
+      else state.selected.delete(d.device_id);
+      updateSelection();
+    });
+    tr.append(el("td", null, { class: "pick" }));
+    tr.lastChild.append(pick);
     const name = el("td", d.device_id);
     if (d.stale) name.append(el("span", "not heard from", { class: "flag warn", "data-testid": "flag-stale" }));
     if (d.failing) name.append(el("span", "failing", { class: "flag bad", "data-testid": "flag-failing" }));
@@ -122,11 +145,22 @@ function renderDevices(data) {
     tr.append(version);
     tr.append(el("td", ago(d.last_seen)));
     const last = d.last_result;
-    tr.append(
-      el("td", last ? `${last.outcome} ${last.version || ""}${last.reason ? ": " + last.reason : ""}` : d.phase || "—", {
+    const updateCell = el("td");
+    updateCell.append(
+      el("div", last ? `${last.outcome} ${last.version || ""}${last.reason ? ": " + last.reason : ""}` : d.phase || "—", {
         "data-testid": "device-update",
       }),
+      el("div", describeCheck(d), { class: "check-line", "data-testid": "device-last-check" }),
     );
+    const check = el("button", d.check_requested_at ? "Check asked" : "Check now", {
+      type: "button",
+      class: "button",
+      "data-testid": "check-now",
+    });
+    check.disabled = Boolean(d.check_requested_at);
+    check.addEventListener("click", () => requestChecks({ device_ids: [d.device_id] }));
+    updateCell.append(check);
+    tr.append(updateCell);
     tr.append(el("td", d.kiosk_problems.length ? d.kiosk_problems.join(", ") : "healthy", { "data-testid": "device-kiosk" }));
     tr.append(el("td", d.outbox_depth ?? "—"));
     tr.append(el("td", bytes(d.disk_free_bytes)));
@@ -150,6 +184,13 @@ function renderDevices(data) {
     tr.append(diag);
     rows.append(tr);
   }
+  updateSelection();
+}
+
+function updateSelection() {
+  const count = state.selected.size;
+  $("check-selected").disabled = count === 0;
+  $("check-selected").textContent = count ? `Check ${count} selected now` : "Check selected now";
 }
 
 function renderRollout(rollout) {
@@ -218,6 +259,16 @@ $("rollout-form").addEventListener("submit", async (event) => {
   $("rollout-form-version").value = "";
   await refresh();
 });
+
+async function requestChecks(body) {
+  const result = await api("/api/fleet/check-requests", { method: "POST", body });
+  if (!result.ok) return notice(result.body?.message || "Could not ask for a check.");
+  notice("");
+  await refresh();
+}
+
+$("check-selected").addEventListener("click", () => requestChecks({ device_ids: [...state.selected] }));
+$("check-all").addEventListener("click", () => requestChecks({ all: true }));
 
 async function requestDiagnostics(deviceId) {
   const result = await api(`/api/fleet/devices/${encodeURIComponent(deviceId)}/diagnostics-request`, { method: "POST" });

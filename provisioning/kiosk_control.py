@@ -1,7 +1,8 @@
 """Restarting the kiosk and counting its crashes: systemd on a device, twins elsewhere.
 
-- `SystemdKiosk`: `systemctl restart porchlight-kiosk.service`; crashes are systemd's
-  automatic restarts (`NRestarts`) since ours.
+- `SystemdKiosk`: `systemctl restart --no-block porchlight-kiosk.service`; crashes are
+  systemd's automatic restarts (`NRestarts`, flushed by our restart) once the restart began
+  (a new `InvocationID`). Needs systemd as PID 1: not exercised on the CI machines.
 - `ProcessKiosk`: plays systemd for a simulated device: runs `current/venv/bin/porchlight
   kiosk` as a process of its own, restarts it when it dies (Restart=always) and counts that
   as a crash. Its pid is kept in a file, so a new agent (after a power cut) finds it.
@@ -36,38 +37,66 @@ class KioskControl(Protocol):
         """How many times the kiosk died on its own since the last restart()."""
 
 
-class SystemdKiosk:
-    def __init__(self, unit: str = KIOSK_UNIT) -> None:
-        self.unit = unit
-        self._baseline = 0
+def parse_show(text: str) -> dict[str, str]:
+    """`systemctl show -p A -p B UNIT` output (`A=value` lines) as a dict."""
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
-    def _restarts(self) -> int:
-        result = subprocess.run(
-            ["systemctl", "show", "-p", "NRestarts", "--value", self.unit],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-        )
+
+def crashes_since(before_invocation: str | None, props: dict[str, str]) -> int:
+    """systemd's automatic restarts of the unit since our restart, from `systemctl show`.
+
+    A restart we ask for flushes `NRestarts` to 0 when its start runs (systemd's service.c:
+    a stop that will not auto-restart sets flush_n_restarts; the next start clears it), and
+    every start gets a new `InvocationID`. Until the invocation changes our restart has not
+    begun and the old count means nothing; after it, `NRestarts` is the crash count. With no
+    `before` (a new agent after a power cut) the count runs from the last manual start, which
+    was the agent's own restart at the switch, or boot."""
+    if before_invocation is not None and props.get("InvocationID", "") == before_invocation:
+        return 0
+    try:
+        return int(props.get("NRestarts", "0"))
+    except ValueError:
+        return 0
+
+
+class SystemdKiosk:
+    """The real kiosk control: `systemctl` (as root, over systemd's private socket)."""
+
+    def __init__(self, unit: str = KIOSK_UNIT, systemctl: str = "systemctl") -> None:
+        self.unit = unit
+        self.systemctl = systemctl
+        self._before: str | None = None
+
+    def _run(self, *args: str) -> str:
         try:
-            return int(result.stdout.strip())
-        except ValueError:
-            return 0
+            result = subprocess.run(
+                [self.systemctl, *args],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=60,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise DeviceFault(f"could not run {self.systemctl} for {self.unit}: {exc}") from None
+        if result.returncode != 0:
+            raise DeviceFault(
+                f"systemctl {args[0]} {self.unit} failed ({result.stderr.strip()[-200:]}); "
+                "the agent needs systemd as the init system to restart the kiosk"
+            )
+        return result.stdout
+
+    def _show(self) -> dict[str, str]:
+        return parse_show(self._run("show", "-p", "InvocationID", "-p", "NRestarts", self.unit))
 
     def restart(self) -> None:
-        result = subprocess.run(
-            ["systemctl", "restart", "--no-block", self.unit],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-        if result.returncode != 0:
-            raise DeviceFault(f"could not restart {self.unit}: {result.stderr.strip()[-200:]}")
-        self._baseline = self._restarts()
+        before = self._show().get("InvocationID", "")
+        # --no-block: a release that crashes at start would fail a blocking restart; the
+        # health check, not systemctl, decides whether the new release is good.
+        self._run("restart", "--no-block", self.unit)
+        self._before = before
 
     def crashes(self) -> int:
-        return max(0, self._restarts() - self._baseline)
+        return crashes_since(self._before, self._show())
 
 
 def _alive(pid: int) -> bool:

@@ -18,7 +18,6 @@ import tempfile
 import threading
 import uuid
 from datetime import UTC, datetime
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -62,12 +61,7 @@ def scene(width: int, height: int) -> np.ndarray:
 
 
 def jpeg_of(picture: np.ndarray) -> bytes:
-    frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
-    codec = av.CodecContext.create("mjpeg", "w")
-    codec.width, codec.height, codec.pix_fmt = frame.width, frame.height, "yuvj420p"
-    codec.time_base = Fraction(1, 25)
-    packets = codec.encode(frame.reformat(format="yuvj420p")) + codec.encode(None)
-    return b"".join(bytes(p) for p in packets)
+    return rtc.encode_jpeg(av.VideoFrame.from_ndarray(picture, format="rgb24"))
 
 
 class PictureTrack(VideoStreamTrack):

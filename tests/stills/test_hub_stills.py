@@ -12,6 +12,8 @@ import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import av
+import numpy as np
 import pg_support
 import pytest
 from fhir.resources.R4B.bundle import Bundle
@@ -30,14 +32,20 @@ from porchlight.hub.stills import (
 )
 from porchlight.hub.store import Role, Store
 from porchlight.kiosk.records import Record, RecordKind, iso_utc
+from porchlight.kiosk.rtc import encode_jpeg
 from porchlight.protocol import MAX_STILL_BYTES, PROMPTS, SESSION_COOKIE
-from stills.conftest import jpeg
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from fastapi.testclient import TestClient
 
 TAKEN = datetime(2025, 3, 4, 9, 31, tzinfo=UTC)
+
+
+def jpeg(width: int = 640, height: int = 480, seed: int = 1) -> bytes:
+    """A real JPEG, encoded as the kiosk encodes its stills, different for each seed."""
+    noise = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    return encode_jpeg(av.VideoFrame.from_ndarray(noise, format="rgb24"))
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +77,7 @@ def put(client, world, still_id: str, data: bytes, start: int, total: int, actor
     )
 
 
-def upload(client, world, still_id: str, data: bytes, chunk: int = 4096) -> None:
+def upload(client, world, still_id: str, data: bytes, chunk: int = 65536) -> None:
     for start in range(0, len(data), chunk):
         answer = put(client, world, still_id, data[start : start + chunk], start, len(data))
         assert answer.status_code == 200, answer.text

@@ -376,6 +376,14 @@ function stop() {
 }
 
 installBooking();
+// A push missed while the socket was down or the tab hidden: look again at once on coming
+// back, rather than waiting for the slow poll.
+new MutationObserver(() => {
+  if ($("connection-state").dataset.state === "live") refreshHelp();
+}).observe($("connection-state"), { attributes: true, attributeFilter: ["data-state"] });
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) refreshHelp();
+});
 document.addEventListener("porchlight:message", onMessage);
 document.addEventListener("porchlight:clinic-ready", start);
 document.addEventListener("porchlight:logged-out", stop);

@@ -64,6 +64,7 @@ PRACTICE_NAME = "Practice patient (not real)"
 # The practice kiosk's own settings (hub/practice_kiosk.py reads them from its command line).
 QUIET_S = 600.0  # no call for this long: the practice kiosk stops (zero cost until used)
 START_TIMEOUT_S = 60.0  # a practice kiosk not connected by then did not start
+PRESS_WAIT_S = 15.0  # how long a press waits for the kiosk's home screen
 FOLDER = "practice"
 
 practice_patients = Table(
@@ -244,13 +245,25 @@ class PracticeKiosks:
         from porchlight.device.sim_control import sim_request
 
         sock = self.sim_socket(team_id)
-
-        def both() -> None:
-            sim_request(sock, "press")
-            sim_request(sock, "release")
-
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PRESS_WAIT_S
         try:
-            await asyncio.to_thread(both)
+            # Its home screen first: just after a call it says goodbye, and a press then is
+            # not a call (as on any kiosk). Polled through its socket, bounded by the deadline.
+            while (state := (await asyncio.to_thread(sim_request, sock, "status"))["state"]) in (
+                "ending",
+                "ringing",
+                "joining",
+            ) and loop.time() < deadline:
+                await asyncio.sleep(0.2)
+            if state == "waiting":
+                return
+            if state != "idle":
+                raise TransportFailed(
+                    "The practice patient is busy (in a call or offline); try again shortly."
+                )
+            await asyncio.to_thread(sim_request, sock, "press")
+            await asyncio.to_thread(sim_request, sock, "release")
         except OSError:
             raise TransportFailed("The practice kiosk is not answering; try again.") from None
 

@@ -1,6 +1,7 @@
 """The practice patient is callable on a fresh demo: the README's `./demo`, a real Chromium as
 the clinician, the Practice call button on the clinic page, video both ways, the PRACTICE
-banner, an outcome — and the month's evidence still counts nothing."""
+banner, an outcome; then put in the waiting room and admitted — and the month's evidence
+still counts nothing."""
 
 from __future__ import annotations
 
@@ -75,6 +76,18 @@ def test_a_fresh_demo_rings_its_practice_patient(tmp_path, port):
             page.get_by_test_id("outcome-completed").click()
             expect(page.get_by_test_id("outcome-saved")).to_be_visible()
             expect(page.get_by_test_id("practice-status")).to_contain_text("not counted")
+
+            # Rehearse admitting: the practice patient presses its button, then is admitted.
+            page.get_by_test_id("close-call").click()
+            expect(page.get_by_test_id("practice-banner")).to_have_count(0)
+            page.get_by_test_id(f"practice-waiting-{patient_id}").click()
+            page.get_by_test_id(f"admit-{patient_id}").click(timeout=30_000)
+            expect(page.get_by_test_id("practice-banner")).to_be_visible()
+            expect(page.get_by_test_id("call-state")).to_have_text("In call", timeout=30_000)
+            page.get_by_test_id("end-call").click()
+            page.get_by_test_id("outcome-completed").click()
+            expect(page.get_by_test_id("outcome-saved")).to_be_visible()
+
             evidence = page.request.get(url.replace("/clinic", "/api/evidence")).json()
             assert evidence["figures"]["calls"] == 0
             assert evidence["figures"]["with_outcome"] == 0

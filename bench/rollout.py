@@ -14,7 +14,10 @@ Measured:
 - bytes served: TUF metadata and release files the devices received (counted as they read
   them), in total and per device;
 - hub CPU: user + system CPU seconds of the hub process during the rollout (from /proc), and
-  as a share of one core over the rollout's wall time.
+  as a share of one core over the rollout's wall time;
+- heartbeats: after the rollout, every device sends `--heartbeat-rounds` plain heartbeats
+  (the agent's service sends one a minute, which carries "check now" from support): the hub's
+  CPU per heartbeat, and how many devices one core carries at one heartbeat a minute.
 """
 
 from __future__ import annotations
@@ -67,7 +70,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 30
     raise SystemExit("the hub did not start")
 
 
-def run(devices: int, workers: int, release_kb: int, work: Path) -> dict[str, object]:
+def run(
+    devices: int, workers: int, release_kb: int, work: Path, heartbeat_rounds: int = 3
+) -> dict[str, object]:
     now = datetime.now(UTC)
     hub_dir = work / "hub"
     repo_cfg = RepositoryConfig(
@@ -149,6 +154,13 @@ def run(devices: int, workers: int, release_kb: int, work: Path) -> dict[str, ob
         served = sum(d.bytes_received for d in fleet) - received_before
         on_new = sum(1 for d in fleet if d.version == "2.0.0")
         unreachable = sum(1 for d in fleet for r in d.results if r.outcome == "unreachable")
+        # Steady state: the rollout is done, each beat is one heartbeat with nothing to do.
+        beat_cpu_before, beat_started = _cpu_seconds(hub.pid), time.monotonic()
+        for _ in range(heartbeat_rounds):
+            run_round(fleet, workers)
+        beat_seconds = time.monotonic() - beat_started
+        beat_cpu = _cpu_seconds(hub.pid) - beat_cpu_before
+        beats = heartbeat_rounds * devices
     finally:
         hub.terminate()
         hub.wait(timeout=15)
@@ -165,6 +177,12 @@ def run(devices: int, workers: int, release_kb: int, work: Path) -> dict[str, ob
         "bytes_per_device": round(served / devices),
         "hub_cpu_seconds": round(cpu, 2),
         "hub_cpu_share_of_one_core": round(cpu / seconds, 3) if seconds else None,
+        "heartbeats": beats,
+        "heartbeats_per_second": round(beats / beat_seconds, 1) if beat_seconds else None,
+        "hub_cpu_ms_per_heartbeat": round(1000 * beat_cpu / beats, 2) if beats else None,
+        "devices_per_core_at_one_heartbeat_a_minute": (
+            round(60 * beats / beat_cpu) if beat_cpu else None
+        ),
     }
 
 
@@ -173,10 +191,15 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=200)
     parser.add_argument("--workers", type=int, default=8, help="devices checking at once")
     parser.add_argument("--release-kb", type=int, default=1024, help="size of the new release")
+    parser.add_argument(
+        "--heartbeat-rounds", type=int, default=3, help="plain heartbeats per device afterwards"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON line only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="porchlight-rollout-") as folder:
-        result = run(args.devices, args.workers, args.release_kb, Path(folder))
+        result = run(
+            args.devices, args.workers, args.release_kb, Path(folder), args.heartbeat_rounds
+        )
     if args.json:
         print(json.dumps(result))
         return
@@ -197,6 +220,12 @@ def main() -> None:
     print(
         f"  hub CPU: {result['hub_cpu_seconds']} s "
         f"({result['hub_cpu_share_of_one_core']:.0%} of one core)"
+    )
+    print(
+        f"  heartbeats afterwards: {result['heartbeats']} at "
+        f"{result['heartbeats_per_second']}/s, hub CPU {result['hub_cpu_ms_per_heartbeat']} ms "
+        f"each: one core carries {result['devices_per_core_at_one_heartbeat_a_minute']} "
+        "devices at one heartbeat a minute"
     )
 
 

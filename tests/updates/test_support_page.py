@@ -1,5 +1,6 @@
 """The /support page in a real Chromium: log in, see the fleet and a halted rollout with its
-reasons, filter to failing devices, request diagnostics and read the bundle."""
+reasons, filter to failing devices, request diagnostics and read the bundle, ask a selection
+and then every device to check for updates now."""
 
 from __future__ import annotations
 
@@ -71,5 +72,24 @@ def test_support_page_shows_the_fleet_and_gets_diagnostics(
             expect(page.get_by_test_id("diagnostics-bundle")).to_contain_text(
                 "simulated device log"
             )
+
+            # Check now for a selection, then for everyone; each device answers at its next
+            # heartbeat and the page says so.
+            page.get_by_test_id("filter-all").click()
+            rows = page.get_by_test_id("device-row")
+            expect(rows).to_have_count(len(ids))
+            expect(page.get_by_test_id("check-selected")).to_be_disabled()
+            rows.nth(1).get_by_test_id("select-device").check()
+            rows.nth(2).get_by_test_id("select-device").check()
+            expect(page.get_by_test_id("check-selected")).to_have_text("Check 2 selected now")
+            page.get_by_test_id("check-selected").click()
+            asked = page.get_by_role("button", name="Check asked")
+            expect(asked).to_have_count(2)
+            expect(rows.nth(1).get_by_test_id("check-now")).to_have_text("Check asked")
+            page.get_by_test_id("check-all").click()
+            expect(asked).to_have_count(len(ids))
+            run_round(devices)
+            expect(page.get_by_text("as asked")).to_have_count(len(ids))
+            expect(asked).to_have_count(0)
         finally:
             browser.close()

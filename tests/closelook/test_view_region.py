@@ -28,13 +28,18 @@ def regions(draw: st.DrawFn) -> Region:
 even = st.integers(80, 1960).map(lambda n: n // 2 * 2)
 
 
+def at_every_rung(test):
+    """Run `test(rung, region, fw, fh)` for every video rung, many regions and frame sizes."""
+    test = given(region=regions(), fw=even, fh=even)(test)
+    test = settings(max_examples=60, deadline=None)(test)
+    return pytest.mark.parametrize("rung", VIDEO_RUNGS, ids=lambda r: r.name)(test)
+
+
 def region_pixels(region: Region, fw: int, fh: int) -> tuple[float, float, float, float]:
     return region.x * fw, region.y * fh, (region.x + region.w) * fw, (region.y + region.h) * fh
 
 
-@pytest.mark.parametrize("rung", VIDEO_RUNGS, ids=lambda r: r.name)
-@settings(max_examples=100, deadline=None)
-@given(region=regions(), fw=even, fh=even)
+@at_every_rung
 def test_the_crop_holds_the_region_inside_the_frame_on_even_pixels(rung, region, fw, fh):
     crop = crop_for(region, fw, fh, rung.width, rung.height)
     assert crop is not None
@@ -48,9 +53,7 @@ def test_the_crop_holds_the_region_inside_the_frame_on_even_pixels(rung, region,
     assert crop.y <= top + 1e-6 and bottom - 1e-6 <= crop.y + crop.height
 
 
-@pytest.mark.parametrize("rung", VIDEO_RUNGS, ids=lambda r: r.name)
-@settings(max_examples=100, deadline=None)
-@given(region=regions(), fw=even, fh=even)
+@at_every_rung
 def test_the_crop_has_the_rung_shape_and_is_never_smaller_than_the_rung(rung, region, fw, fh):
     crop = crop_for(region, fw, fh, rung.width, rung.height)
     assert crop is not None
@@ -68,9 +71,7 @@ def test_the_crop_has_the_rung_shape_and_is_never_smaller_than_the_rung(rung, re
         )
 
 
-@pytest.mark.parametrize("rung", VIDEO_RUNGS, ids=lambda r: r.name)
-@settings(max_examples=100, deadline=None)
-@given(region=regions(), fw=even, fh=even)
+@at_every_rung
 def test_the_crop_is_no_larger_than_it_must_be(rung, region, fw, fh):
     """Widened only as far as the rung's shape (or the rung's own size) needs."""
     crop = crop_for(region, fw, fh, rung.width, rung.height)
@@ -141,7 +142,7 @@ def test_message_regions():
     assert Region.from_message({"x": 0, "y": 0.5, "w": 1, "h": 0.5}) == Region(0, 0.5, 1, 0.5)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(sw=even, sh=even, bw=even, bh=even)
 def test_fit_size_keeps_the_shape_inside_the_box(sw, sh, bw, bh):
     w, h = fit_size(sw, sh, bw, bh)

@@ -47,7 +47,7 @@ from porchlight.kiosk.sync_policy import (
     choose_batch,
     record_outcome,
 )
-from porchlight.kiosk.upload_pacing import TokenBucket, chunk_size
+from porchlight.kiosk.upload_pacing import TokenBucket, chunk_size, upload_budget
 from porchlight.protocol import DEVICE_STILLS_PATH, MAX_STILL_BYTES
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class SyncWorker:
         self._last_purge = float("-inf")
         self._last_questionnaire = float("-inf")
         budget = self._config.still_upload_bps
-        self._bucket = TokenBucket(budget if budget > 0 else None)
+        self._bucket = TokenBucket(upload_budget(budget) if budget > 0 else None)
         self._bucket_lock = threading.Lock()  # set_upload_budget comes from other threads
         # Stills whose offset was checked with the hub (GET) since this worker started: the
         # hub's word, not our file's, decides where an upload resumes after a restart.
@@ -167,9 +167,11 @@ class SyncWorker:
         self._wake.set()
 
     def set_upload_budget(self, bps: float | None) -> None:
-        """Pace stills' bytes to `bps` bit/s from now on (None: unpaced). Thread-safe."""
+        """Pace stills' bytes to `bps` bit/s from now on (None: unpaced; below 8 kbit/s, even
+        0, counts as 8 kbit/s so a still keeps moving). Thread-safe."""
+        rate = upload_budget(bps)
         with self._bucket_lock:
-            self._bucket.set_rate(bps, self._clock())
+            self._bucket.set_rate(rate, time.monotonic())
         self._wake.set()
 
     @property
@@ -323,12 +325,12 @@ class SyncWorker:
             return self._config.probe_interval_s  # nothing due after all (a race): look again
         if upload.record_id not in self._checked:
             return self._check_upload(upload, now)
-        with self._bucket_lock:
+        with self._bucket_lock:  # the bucket runs on the monotonic clock: pacing, not dates
             n = min(chunk_size(self._bucket.rate_bps), upload.size - upload.uploaded)
-            wait = self._bucket.wait_s(n, now)
+            wait = self._bucket.wait_s(n, time.monotonic())
             if wait > 0:
                 return wait
-            self._bucket.take(n, now)
+            self._bucket.take(n, time.monotonic())
         start = upload.uploaded
         chunk = self._outbox.still_chunk(upload.record_id, start, n)
         headers = {
@@ -500,7 +502,8 @@ class KioskRecords:
 
     def set_upload_budget(self, bps: float | None) -> None:
         """Pace stills' bytes to `bps` bit/s (None: unpaced); e.g. a quarter of the call's
-        link estimate during a call. Cheap and thread-safe."""
+        link estimate during a call, None after it. Below 8 kbit/s (even 0) counts as 8 kbit/s
+        so a still always arrives. ValueError for a negative or non-number. Cheap, thread-safe."""
         self.worker.set_upload_budget(bps)
 
     def wait_sent(self, record_ids: list[str], timeout: float) -> bool:

@@ -19,6 +19,19 @@ CHUNK_SECONDS = 0.5  # a chunk is about this much of the budget
 # What one PUT costs on the wire besides its chunk (request line, headers, TCP/IP, the answer),
 # counted against the budget so small chunks do not overspend it.
 REQUEST_OVERHEAD = 600
+# The least a still gets, whatever the call's estimate: it must keep moving even on a link
+# that carries only audio (1 kB/s; an 80 kB still takes under 2 minutes).
+MIN_BUDGET_BPS = 8_000.0
+
+
+def upload_budget(bps: float | None) -> float | None:
+    """The budget to pace to for a requested one: None stays unpaced, anything below
+    MIN_BUDGET_BPS (including 0: "the link estimate is nothing") is raised to it."""
+    if bps is None:
+        return None
+    if isinstance(bps, bool) or not isinstance(bps, int | float) or not bps >= 0:
+        raise ValueError("the upload budget must be a number of bit/s (0 or more), or None")
+    return max(float(bps), MIN_BUDGET_BPS)
 
 
 def chunk_size(rate_bps: float | None) -> int:
@@ -51,8 +64,7 @@ class TokenBucket:
         if self.updated_at is not None and self.rate_bps is not None and now > self.updated_at:
             gained = (now - self.updated_at) * self.rate_bps / 8
             self.tokens = min(float(self.burst), self.tokens + gained)
-        if self.updated_at is None or now > self.updated_at:
-            self.updated_at = now
+        self.updated_at = now  # a clock that went back earns nothing, and stalls nothing
 
     def set_rate(self, rate_bps: float | None, now: float) -> None:
         """A new budget from now on; what was saved up is kept, capped to the new burst."""

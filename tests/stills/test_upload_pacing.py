@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from porchlight.kiosk.upload_pacing import (
     MAX_CHUNK,
+    MIN_BUDGET_BPS,
     MIN_CHUNK,
     REQUEST_OVERHEAD,
     TokenBucket,
     chunk_size,
+    upload_budget,
 )
 
 rates = st.floats(min_value=8_000, max_value=50_000_000)
@@ -52,6 +54,7 @@ def send_as_fast_as_allowed(bucket, start, seconds, n, waits=None):
     return sent
 
 
+@settings(deadline=None, max_examples=60)  # each example simulates ~150 chunks
 @given(rates, st.integers(min_value=1, max_value=64 * 1024), st.floats(min_value=0, max_value=2e9))
 def test_no_window_ever_carries_more_than_the_budget_plus_one_burst(rate, n, start):
     bucket = TokenBucket(rate)
@@ -66,6 +69,7 @@ def test_no_window_ever_carries_more_than_the_budget_plus_one_burst(rate, n, sta
             assert total <= burst + (t - t0) * rate / 8 + max(0, bucket.cost(n) - burst) + 1e-6
 
 
+@settings(deadline=None)
 @given(rates, st.integers(min_value=1, max_value=64 * 1024))
 def test_a_long_upload_uses_the_budget_it_was_given(rate, n):
     bucket = TokenBucket(rate)
@@ -110,3 +114,24 @@ def test_a_budget_must_be_a_positive_number(bad):
         TokenBucket(bad)
     with pytest.raises(ValueError, match="positive number of bit/s"):
         TokenBucket(None).set_rate(bad, 0.0)
+
+
+@given(st.floats(min_value=0, max_value=1e9, allow_nan=False))
+def test_a_still_always_gets_some_budget(bps):
+    assert upload_budget(bps) == max(bps, MIN_BUDGET_BPS)
+    assert upload_budget(None) is None
+
+
+@pytest.mark.parametrize("bad", [-1, math.nan, "fast", True])
+def test_a_requested_budget_must_be_a_number_of_bits(bad):
+    with pytest.raises(ValueError, match="number of bit/s"):
+        upload_budget(bad)
+
+
+def test_a_clock_that_goes_back_neither_earns_nor_stalls():
+    bucket = TokenBucket(80_000)
+    n = chunk_size(80_000)
+    bucket.take(n, 1000.0)
+    share = bucket.cost(n) * 8 / 80_000
+    assert bucket.wait_s(n, 10.0) == pytest.approx(share)  # back 990 s: no credit for it
+    assert bucket.wait_s(n, 10.0 + share) == 0  # and no stall: it earns from there

@@ -63,8 +63,9 @@ class SimDevice:
         return self.agent.fetcher.bytes_received
 
     def run_check(self) -> CheckResult | None:
-        """One timer run against the hub: like the real timer's process, it opens fresh
-        connections, and a hub it cannot reach just ends the run (the next one retries)."""
+        """One check now against the hub (`porchlight update check`, a beat of the agent's
+        loop with the check forced): fresh connections, and a hub it cannot reach just ends
+        the run (the next one retries)."""
         session = requests.Session()
         self.agent.fetcher.session = self.hub.session = session
         try:

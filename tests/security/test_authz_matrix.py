@@ -59,6 +59,7 @@ class Call:
     url: str
     body: Any = None  # JSON body
     content: bytes | None = None
+    headers: dict[str, str] | None = None
 
 
 def _record(world: World) -> dict[str, Any]:
@@ -295,6 +296,37 @@ MATRIX: dict[tuple[str, str], tuple[Callable[[World], Call], dict[str, int | str
         lambda w: Call("POST", f"/api/practice/{w.patient_a}/waiting-room"),
         cells(403, **PEOPLE_ONLY, clin_x=404, clin_y=404),
     ),
+    # Stills (issue 10): a kiosk uploads its own; the care team reads them (tests/stills
+    # cover real stills of both teams). Unknown still ids answer 404 to everyone allowed.
+    ("PUT", "/api/device/stills/{still_id}"): (
+        lambda w: Call(
+            "PUT",
+            f"/api/device/stills/{uuid.uuid4()}",
+            content=b"\xff\xd8",
+            headers={"Content-Range": "bytes 0-1/2"},
+        ),
+        DEVICES_ONLY,
+    ),
+    ("GET", "/api/device/stills/{still_id}"): (
+        lambda w: Call("GET", f"/api/device/stills/{uuid.uuid4()}"),
+        DEVICES_ONLY,
+    ),
+    ("GET", "/api/stills/{still_id}"): (
+        lambda w: Call("GET", f"/api/stills/{uuid.uuid4()}"),
+        cells(403, **PEOPLE_ONLY, clin_x=404, clin_y=404, nurse_x=404, nurse_y=404),
+    ),
+    ("GET", "/api/patients/{patient_id}/stills"): (
+        lambda w: Call("GET", f"/api/patients/{w.patient_a}/stills"),
+        cells(403, **PEOPLE_ONLY, clin_x=200, nurse_x=200),
+    ),
+    ("GET", "/fhir/Media"): (
+        lambda w: Call("GET", f"/fhir/Media?patient={w.patient_a}"),
+        cells(403, **PEOPLE_ONLY, clin_x=200, nurse_x=200),
+    ),
+    ("GET", "/fhir/Media/{still_id}"): (
+        lambda w: Call("GET", f"/fhir/Media/{uuid.uuid4()}"),
+        cells(403, **PEOPLE_ONLY, clin_x=404, clin_y=404, nurse_x=404, nurse_y=404),
+    ),
     ("GET", "/"): (lambda w: Call("GET", "/"), everyone(307)),
     ("GET", "/clinic"): (lambda w: Call("GET", "/clinic"), everyone(200)),
     ("MOUNT", "/static"): (lambda w: Call("GET", "/static/clinic.css"), everyone(200)),
@@ -403,7 +435,7 @@ def test_matrix(key, world, tmp_path):
                 call.url,
                 json=call.body,
                 content=call.content,
-                headers=headers,
+                headers={**headers, **(call.headers or {})},
                 follow_redirects=False,
             )
             got[actor] = response.status_code

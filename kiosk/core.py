@@ -417,7 +417,7 @@ class KioskCore:
     def _on_clinician_request(self, kind: str, msg: dict[str, Any]) -> None:
         """The call's clinician zooms in, prompts, or asks for a still (issue 10)."""
         session = self._call
-        if session is None:
+        if self._machine.call_id is None:
             log.info("%s outside a call ignored", kind)
             return
         if kind == HubToDevice.PROMPT:
@@ -429,9 +429,12 @@ class KioskCore:
             except BadInput as exc:
                 log.warning("a close look was not used: %s", exc)
                 return
-            self._look = region
-            session.set_region(region)
+            self._look = region  # kept for media connected afresh (RestartMedia)
+            if session is not None:
+                session.set_region(region)
             self._handle(sm.CloseLook(region is not None))
+        elif session is None:
+            log.warning("a still was asked for while the call's media was reconnecting")
         else:
             request_id = msg.get("request_id")
             if isinstance(request_id, str) and 1 <= len(request_id) <= 64:

@@ -104,6 +104,7 @@ class LadderConfig:
     loss_grow: float = 0.02  # below this loss the loss-based estimate grows
     # After a step down, loss reports still describe the old rate for about an RTCP interval.
     loss_holdoff_s: float = 3.0
+    sent_window_s: float = 1.5  # a loss cut starts from what was sent over this long
     rtt_rise_s: float = 0.15  # RTT this far above its recent floor = a queue is building
     rtt_window_s: float = 30.0
     remb_stale_s: float = 5.0
@@ -211,6 +212,7 @@ class Ladder:
         self._remb_cap: float | None = None
         self._remb_under = False
         self._cpu_over = 0  # samples in a row over the CPU budget
+        self._sent: deque[tuple[float, float, float]] = deque()  # (when, dt, sent_bps)
         self._remb_low_since: float | None = None
 
     # ------------------------------------------------------------ reading
@@ -395,9 +397,19 @@ class Ladder:
         rising = prev is not None and remb > prev * 1.03
         return (None if rising else remb), remb
 
+    def _sent_over(self, s: LinkSample, dt: float) -> float | None:
+        """What was sent over about the last `sent_window_s` (time-weighted): a receiver
+        report covers a second or so, while a sample after a REMB may cover 0.2 s."""
+        if s.sent_bps is None or dt <= 0:
+            return s.sent_bps
+        self._sent.append((self.now, dt, s.sent_bps))
+        while self._sent and self.now - self._sent[0][0] > self.config.sent_window_s:
+            self._sent.popleft()
+        return sum(d * b for _, d, b in self._sent) / sum(d for _, d, _ in self._sent)
+
     def _update_loss_estimate(self, s: LinkSample, dt: float) -> str | None:
         cfg = self.config
-        sent = s.sent_bps
+        sent = self._sent_over(s, dt)
         if s.loss is None:
             return None
         # From a prior of no loss: the first report of a call (its start-up burst) is

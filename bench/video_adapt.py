@@ -25,6 +25,11 @@ Profiles (bench/netlab.py PROFILES): "rural" 300 kbit/s, 100 ms each way, 2 % lo
 
     sudo python bench/video_adapt.py [--runs 2] [--profiles rural,p1]
                                       [--systems porchlight,stock,chromium] [--json FILE]
+                                      [--keep DIR] [--traces tests/video/traces]
+
+`--traces DIR` writes each profile's first Porchlight run as a recorded ladder trace (what
+tests/video/test_ladder_traces.py replays). Each run's line ends with the machine's 1-minute
+load before and after it: on a shared machine, compare systems within one invocation.
 
 Needs root, iproute2, iptables, netfilterqueue (Debian libnetfilter-queue-dev), Chromium.
 """
@@ -34,6 +39,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -379,7 +385,10 @@ def main() -> None:
                 for run in range(args.runs):
                     work = Path(tmp) / f"{profile_name}-{system}-{run}"
                     started = time.monotonic()
+                    load_before = os.getloadavg()[0]
                     result = run_one(system, profile, work)
+                    # This machine is shared: say how busy it was (1-minute load, 2 cores).
+                    result["load"] = [load_before, os.getloadavg()[0]]
                     trace = result.pop("trace", None)
                     if args.traces and trace is not None and run == 0:
                         args.traces.mkdir(parents=True, exist_ok=True)
@@ -389,7 +398,8 @@ def main() -> None:
                         f"{profile_name} {system} run {run + 1}: "
                         f"freeze {result['freeze_s']:.1f} s, "
                         f"{result['pixels_fps'] / 1e6:.2f} Mpx/s, fps {result['fps_median']:.0f}, "
-                        f"({time.monotonic() - started:.0f} s)",
+                        f"({time.monotonic() - started:.0f} s, load "
+                        f"{result['load'][0]:.1f}→{result['load'][1]:.1f})",
                         flush=True,
                     )
                     if args.json:

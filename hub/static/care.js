@@ -33,7 +33,9 @@ const care = {
   lastCall: null, // {callId, name}: the call whose outcome is asked for
   timer: null,
   helpTimer: null,
-  fresh: new Set(), // help requests pushed since the page drew the list: highlighted
+  fresh: new Map(), // record id → push number: pushed since the page looked, highlighted
+  pushes: 0, // help requests pushed so far
+  looks: 0, // fetches of the help list started so far
   patients: null, // the care teams' patients, for booking (loaded when the form opens)
 };
 
@@ -169,17 +171,23 @@ function onHelpRequest(message) {
   if (!care.help.some((h) => h.record_id === record_id)) {
     care.help = [{ record_id, patient_id, patient_name, asked_at, received_at }, ...care.help];
   }
-  care.fresh.add(record_id);
+  care.pushes += 1;
+  care.fresh.set(record_id, care.pushes);
   renderHelp();
 }
 
 async function refreshHelp() {
   if (!care.live) return;
+  const look = ++care.looks;
+  const pushesBefore = care.pushes;
   const help = await api("/api/help-requests");
-  if (!help.ok) return;
-  care.help = help.body;
-  const open = new Set(care.help.map((h) => h.record_id));
-  for (const id of care.fresh) if (!open.has(id)) care.fresh.delete(id);
+  if (!help.ok || look !== care.looks) return; // a newer look is on its way: it decides
+  const open = new Set(help.body.map((h) => h.record_id));
+  // One pushed while this look was under way may be newer than the hub's answer: keep it.
+  const newer = (id) => (care.fresh.get(id) || 0) > pushesBefore;
+  const kept = care.help.filter((h) => !open.has(h.record_id) && newer(h.record_id));
+  care.help = [...kept, ...help.body];
+  for (const id of [...care.fresh.keys()]) if (!open.has(id) && !newer(id)) care.fresh.delete(id);
   renderHelp();
 }
 

@@ -1,9 +1,10 @@
 """The practice patient: every care team's pretend patient, whose kiosk clinicians may ring.
 
 Each care team has one practice patient (table `practice_patients`, a flag beside the
-ordinary `patients` row, named "Practice patient (not real)"). It is made for every team at
-hub start and whenever a clinic page asks for its team's practice patient, so a team made
-later gets one too. Its kiosk is a real Porchlight kiosk (KioskCore, headless, simulated
+ordinary `patients` row, named "Practice patient (not real)"). Migration 0008 made one for
+every team that existed then; a team made later gets its own when one of its clinicians'
+clinic page first asks (`GET /api/practice`), and `porchlight demo` makes the demo team's.
+Not at hub start: other features' lists would gain a patient nobody asked for. Its kiosk is a real Porchlight kiosk (KioskCore, headless, simulated
 device: test-pattern camera, tone) run as a subprocess (hub/practice_kiosk.py) that the hub
 starts only when a clinician of the team wants it, with a device credential the hub mints
 each time (written 0600 into the kiosk's own folder under the hub's data dir, never shown).

@@ -2,8 +2,9 @@
 1920x1080 test-pattern camera, loopback ICE) and the aiortc clinician twin, through the real
 hub. The clinician's `view` reaches the kiosk; the frames the clinician decodes are the rung's
 size and show the chosen region of the camera (testsrc2's six colour bars tell which part of
-the frame a picture is); the patient is told and sees it in the self-view; `prompt` is shown
-and spoken; `take_still` puts a full-resolution JPEG in the outbox and the hub relays it."""
+the frame a picture is), also after the call's media is connected afresh; the patient is
+told and sees it in the self-view; `prompt` is shown and spoken; `take_still` puts a
+full-resolution JPEG in the outbox and the hub relays it."""
 
 from __future__ import annotations
 
@@ -122,6 +123,13 @@ async def test_close_look_prompt_and_still_in_a_call(hub: Hub, tmp_path: Path) -
             assert abs(self_view.shape[0] - 320 * crop.height / crop.width) <= 2
             assert bar_match(self_view, crop) > 0.85
             assert status["state"] == "in_call"
+
+            # The call's media drops and comes back (a fresh connection): the look is kept.
+            await clinician.drop_media()
+            await clinician.wait_for(lambda: call.offers >= 2, 30)
+            clinician.last_video_frame = None  # only pictures of the new connection count
+            await clinician.wait_for(zoomed, 30)
+            assert core.view.close_look
 
             # Back out: the whole picture again, and the words go.
             await clinician.request({"type": "view", "region": None})

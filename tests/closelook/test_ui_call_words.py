@@ -116,6 +116,4 @@ def test_call_screen_with_the_nurses_words(variant, language, tmp_path):
         core.feed(sm.ShowPrompt(None), sm.CloseLook(False))
         pump(2)
         assert notes.opacity == 0 and not notes.prompt.text and not notes.look.text
-        assert {label.text for label in visible_labels(root.current_screen)} == {
-            view.button_label
-        }
+        assert {label.text for label in visible_labels(root.current_screen)} == {view.button_label}

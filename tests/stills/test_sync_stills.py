@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from outbox import conftest as outbox_fixtures
 
+from porchlight.hub.stills import StillFiles, StillLimits
 from porchlight.kiosk.outbox import Outbox, OutboxConfig
 from porchlight.kiosk.sync import KioskRecords, SyncConfig, SyncWorker
 from porchlight.kiosk.sync_policy import EntryStatus
@@ -155,6 +156,50 @@ def test_bytes_that_do_not_match_are_dropped_by_the_hub_and_sent_again(hub, prox
         kiosk.outbox.close()
     assert proxy.bytes_up > len(data)  # it really sent the bytes again
     assert hashlib.sha256(hub_copy(hub, still_id)).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_a_still_the_hub_will_not_take_yet_backs_off_alone(tmp_path):
+    """The hub refuses a second still today (429, its per-kiosk limit): that still waits with
+    its own backoff while the kiosk's other records keep going; once the hub takes stills
+    again it arrives."""
+    own = outbox_fixtures.start_hub(tmp_path / "hub")
+    try:
+        files = StillFiles(
+            own.server.store.engine, Path(own.server.config.data_dir) / "stills",
+            StillLimits(max_per_day=1),
+        )  # fmt: skip
+        own.server.app.state.still_files = files
+        kiosk = open_kiosk(tmp_path / "outbox.db", own.url, own.token, own.patient_id)
+        try:
+            now = datetime.now(UTC)
+            first = kiosk.add_still(jpeg(seed=7), call_id=None, width=640, height=480, now=now)
+            assert kiosk.wait_sent([first], timeout=20)
+            second_data = jpeg(seed=8)
+            second = kiosk.add_still(second_data, call_id=None, width=640, height=480, now=now)
+            wait_until(
+                lambda: (
+                    kiosk.outbox._db.execute(
+                        "SELECT attempts FROM outbox WHERE record_id=?", [second]
+                    ).fetchone()[0]
+                    >= 2
+                ),
+                20,
+                "the refused still to back off twice",
+            )
+            vitals = outbox_fixtures.vitals(patient=own.patient_id)
+            kiosk.save([vitals])
+            assert kiosk.wait_sent([vitals.id], timeout=3)  # not held up by the refused still
+            assert kiosk.outbox.entry_status(second) is EntryStatus.PENDING
+            assert hub_progress(own, second) == (0, None)
+            files.limits = StillLimits()  # a new day
+            assert kiosk.wait_sent([second], timeout=30)
+        finally:
+            kiosk.close()
+        assert hashlib.sha256(hub_copy(own, second)).hexdigest() == (
+            hashlib.sha256(second_data).hexdigest()
+        )
+    finally:
+        own.server.stop()
 
 
 # --- SIGKILL mid-upload ---------------------------------------------------------------------

@@ -413,8 +413,10 @@ class Ladder:
         if s.loss is None:
             return None
         # From a prior of no loss: the first report of a call (its start-up burst) is
-        # smoothed like any other.
-        self._loss_avg = 0.7 * (self._loss_avg or 0.0) + 0.3 * s.loss
+        # smoothed like any other. Weighted by time: samples come every second, and every
+        # 0.2 s after a REMB, when they repeat the same receiver report.
+        keep = 0.7 ** min(1.0, dt)
+        self._loss_avg = keep * (self._loss_avg or 0.0) + (1 - keep) * s.loss
         # Smoothed: one report covers a second or so, and on a link with random loss a
         # single report of 10 % is chance; a queue overflowing keeps it high.
         if self._loss_avg > cfg.loss_down:

@@ -193,6 +193,27 @@ def test_queue_building_is_congestion_even_without_loss() -> None:
     assert ladder.need_bps(decision.rung) <= 0.85 * 700_000 < ladder.need_bps(before)
 
 
+def test_one_receiver_report_seen_by_quick_samples_counts_once() -> None:
+    """After a REMB the ladder runs every 0.2 s, and each sample repeats the last receiver
+    report: one report of 15 % loss is chance on a lossy link, the same loss report after
+    report is congestion."""
+    ladder = Ladder(start_bps=1_000_000)
+    top, t = ladder.rung, 0.0
+    for _ in range(3):  # a little loss: the estimate neither grows nor is cut
+        t += 1
+        assert ladder.update(LinkSample(now=t, sent_bps=700_000, loss=0.03, rtt_s=0.1)).rung == top
+    for _ in range(5):
+        t += 0.2
+        decision = ladder.update(LinkSample(now=t, sent_bps=700_000, loss=0.15, rtt_s=0.1))
+        assert decision.rung == top
+    reasons = []
+    for _ in range(4):
+        t += 1
+        decision = ladder.update(LinkSample(now=t, sent_bps=700_000, loss=0.15, rtt_s=0.1))
+        reasons.append(decision.reason)
+    assert decision.rung != top and "loss" in reasons
+
+
 def test_stale_remb_is_ignored() -> None:
     ladder = Ladder(start_bps=1_000_000)
     decision = ladder.update(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import random
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -206,13 +207,19 @@ def test_a_still_the_hub_will_not_take_yet_backs_off_alone(tmp_path):
 
 
 def kiosk_process(outbox_path: str, hub_url: str, token: str, patient_id: str, add: bool,
-                  budget: float | None, ready_path: str) -> None:  # fmt: skip
+                  budget: float | None, ready_path: str, seed: int = 6,
+                  size: tuple[int, int] = (1280, 720)) -> None:  # fmt: skip
     """A kiosk (outbox + sync worker) in its own process, until it is killed."""
     kiosk = open_kiosk(Path(outbox_path), hub_url, token, patient_id)
     kiosk.set_upload_budget(budget)
     if add:
+        width, height = size
         still_id = kiosk.add_still(
-            jpeg(1280, 720, seed=6), call_id=None, width=1280, height=720, now=datetime.now(UTC)
+            jpeg(width, height, seed=seed),
+            call_id=None,
+            width=width,
+            height=height,
+            now=datetime.now(UTC),
         )
         Path(ready_path).write_text(still_id)
     else:
@@ -275,3 +282,55 @@ def _acked(outbox_path: Path, still_id: str) -> bool:
         return box.entry_status(still_id) is EntryStatus.ACKED
     finally:
         box.close()
+
+
+@pytest.mark.timeout(240)
+def test_stills_survive_random_kills_each_arriving_once_and_intact(hub, proxy, tmp_path):
+    """Chaos in the style of tests/outbox/test_chaos.py: a kiosk process takes a still, is
+    SIGKILLed at a random moment (mid-chunk, between chunks, mid-commit of the record), and
+    starts again, several times, with the link cut now and then; then it runs to the end."""
+    rng = random.Random(20261124)
+    ctx = multiprocessing.get_context("spawn")
+    outbox_path, ready = tmp_path / "outbox.db", tmp_path / "ready"
+    made: dict[str, bytes] = {}
+    killed_mid_upload = 0
+    kills = 6
+    for k in range(kills):
+        ready.unlink(missing_ok=True)
+        seed = 100 + k
+        args = (str(outbox_path), proxy.url, hub.token, hub.patient_id, True, 300_000,
+                str(ready), seed, (640, 480))  # fmt: skip
+        child = ctx.Process(target=kiosk_process, args=args)
+        child.start()
+        wait_until(lambda: ready.exists() and ready.read_text(), 60, "the kiosk process")
+        made[ready.read_text()] = jpeg(640, 480, seed=seed)
+        if k % 3 == 2:
+            proxy.cut(rng.choice(["refuse", "blackhole"]))
+        deadline = time.monotonic() + rng.uniform(0.2, 3.0)  # the random moment it dies
+        wait_until(lambda d=deadline: time.monotonic() >= d, 5, "the moment to kill", 0.01)
+        os.kill(child.pid, 9)
+        child.join(timeout=10)
+        proxy.restore()
+        for sid, data in made.items():
+            if 0 < hub_progress(hub, sid)[0] < len(data):
+                killed_mid_upload += 1
+    assert killed_mid_upload >= 2  # the kills really did cut uploads short
+    # The last run is not killed: everything must drain.
+    ready.unlink(missing_ok=True)
+    args = (str(outbox_path), proxy.url, hub.token, hub.patient_id, False, None, str(ready))
+    child = ctx.Process(target=kiosk_process, args=args)
+    child.start()
+    try:
+        wait_until(lambda: all(_acked(outbox_path, sid) for sid in made), 120, "every still")
+    finally:
+        os.kill(child.pid, 9)
+        child.join(timeout=10)
+    listed = hub.person().get(f"{hub.url}/api/patients/{hub.patient_id}/stills", timeout=10)
+    assert listed.status_code == 200, listed.text
+    on_hub = [s["still_id"] for s in listed.json()["stills"]]
+    assert set(made) <= set(on_hub)
+    assert len(on_hub) == len(set(on_hub))  # each once
+    for still_id, data in made.items():
+        assert hashlib.sha256(hub_copy(hub, still_id)).hexdigest() == (
+            hashlib.sha256(data).hexdigest()
+        ), still_id

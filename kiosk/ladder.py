@@ -113,6 +113,9 @@ class LadderConfig:
     # and caps the video rate (frames are skipped): the rung below is ~30 % less, and an
     # aiortc receiver's REMB dips 15 % at a jitter burst; stepping at once would cascade.
     remb_tolerance: float = 0.8
+    # ... for this long at most: a REMB that stays under the rung is the link, not a dip, and
+    # skipping frames for longer costs more (the frame rate) than the size is worth.
+    remb_dip_s: float = 5.0
     # REMB this many times our video rate is at a receiver's app-limited ceiling (1.5×).
     remb_app_limited: float = 1.35
     cpu_budget: float = 0.6  # encoding may take this share of the frame interval
@@ -214,6 +217,7 @@ class Ladder:
         self._cpu_over = 0  # samples in a row over the CPU budget
         self._sent: deque[tuple[float, float, float]] = deque()  # (when, dt, sent_bps)
         self._remb_low_since: float | None = None
+        self._remb_under_since: float | None = None  # REMB under this rung's rate since
 
     # ------------------------------------------------------------ reading
 
@@ -272,6 +276,11 @@ class Ladder:
             if 0.85 * sent < own:
                 own, own_reason = 0.85 * sent, "delay"
         self._remb_under = remb is not None and remb < self.rung.video_bps
+        if not self._remb_under:
+            self._remb_under_since = None
+        elif self._remb_under_since is None:
+            self._remb_under_since = self.now
+        dip = self._remb_under_since is None or self.now - self._remb_under_since < cfg.remb_dip_s
         remb, self._remb_cap = self._remb_that_counts(remb)
         limits = _Limits(remb=remb, own=own)
         # What binds: REMB is compared with what we send, our own estimate with what we need.
@@ -290,7 +299,7 @@ class Ladder:
         if self._cpu_overloaded(s) and self._index < len(self.rungs) - 1:
             self._step_to(self._index + 1, "cpu")
             self._cpu_cap = (self._index, self.now + cfg.cpu_hold_s)
-        elif not self._fits(self._index, limits, remb_margin=cfg.remb_tolerance):
+        elif not self._fits(self._index, limits, remb_margin=cfg.remb_tolerance if dip else 1.0):
             index = self._best_index(limits)
             lowest = len(self.rungs) - 1
             if index > lowest and reason == "remb" and self._fits(lowest, _Limits(None, own)):
@@ -372,6 +381,7 @@ class Ladder:
         else:
             self._last_up = (self.now, self._index)
         self._index = index
+        self._remb_under_since = None
         self._changed_at = self.now
         self._calm_since = None
         self._reason = reason

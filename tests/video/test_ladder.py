@@ -193,6 +193,25 @@ def test_queue_building_is_congestion_even_without_loss() -> None:
     assert ladder.need_bps(decision.rung) <= 0.85 * 700_000 < ladder.need_bps(before)
 
 
+def test_a_remb_dip_is_ridden_out_but_a_remb_that_stays_under_is_the_link() -> None:
+    ladder = Ladder(start_bps=1_000_000)
+    top, cfg = ladder.rung, ladder.config
+
+    def sample(t: float, remb: float) -> LinkSample:
+        return LinkSample(now=t, sent_bps=remb + 56_000, remb_bps=remb, remb_at=t, loss=0.03)
+
+    for t in range(1, 5):  # settled on the top rung, the receiver asking for a little more
+        assert ladder.update(sample(t, 1.1 * top.video_bps)).rung == top
+    remb = 0.85 * top.video_bps  # within remb_tolerance of the rung
+    dip = [ladder.update(sample(5 + i, remb)) for i in range(int(cfg.remb_dip_s) + 1)]
+    # A dip: the rung stays, its video capped to the REMB (frames skipped, same size) ...
+    assert all(d.rung == top and d.video_cap_bps == remb for d in dip[:-1])
+    # ... for remb_dip_s; then it steps to a rung that fits under the REMB.
+    decision = dip[-1]
+    assert decision.changed and decision.reason == "remb"
+    assert decision.rung.video_bps <= remb
+
+
 def test_one_receiver_report_seen_by_quick_samples_counts_once() -> None:
     """After a REMB the ladder runs every 0.2 s, and each sample repeats the last receiver
     report: one report of 15 % loss is chance on a lossy link, the same loss report after

@@ -17,7 +17,11 @@ How it decides (the libwebrtc rules in ../shared/ANCHORS.md, plus what the lab m
 - Down is fast: as soon as the current rung does not fit, jump straight to the best rung
   that does (several rungs at once if needed), or to audio-only below the lowest rung. A
   REMB below us counts at once when it was just cut; one that is rising (catching up after
-  a climb or a video restart) gets `remb_catchup_s`.
+  a climb or a video restart) gets `remb_catchup_s`. One within `remb_tolerance` of the rung
+  caps the video rate instead (frames skipped) for up to `remb_dip_s`; one under the lowest
+  rung holds that rung, capped, for `remb_audio_only_s` before video stops.
+- Loss is smoothed by time (samples repeat a receiver report), and a loss cut starts from
+  what was sent over `sent_window_s`.
 - Up is careful: one rung at a time, only when the next rung fits with a margin, smoothed
   loss is low and the RTT calm for `up_hold_s`, and not soon after a drop. A REMB grows
   only to 1.5× what it receives, so a REMB near that ceiling does not stop the next step
@@ -27,7 +31,8 @@ How it decides (the libwebrtc rules in ../shared/ANCHORS.md, plus what the lab m
   only way to learn that a link got better), up to `retry_max_lossy_s` when packets were
   lost (and then it goes straight back to the rung it came from).
 - The CPU is an input too: when encoding a frame takes more than `cpu_budget` of the frame
-  interval, the ladder steps down and does not climb back above that rung for `cpu_hold_s`.
+  interval for `cpu_over_samples` samples in a row, the ladder steps down and does not
+  climb back above that rung for `cpu_hold_s`.
 - Audio-only is left by itself: after `audio_only_retry_s` of calm audio the lowest video
   rung is tried again, backing off up to `audio_only_retry_max_s` while it keeps failing.
 """

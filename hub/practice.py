@@ -1,23 +1,23 @@
 """The practice patient: every care team's pretend patient, whose kiosk clinicians may ring.
 
-Each care team has one practice patient (table `practice_patients`, a flag beside the
-ordinary `patients` row, named "Practice patient (not real)"). Migration 0008 made one for
-every team that existed then; a team made later gets its own when one of its clinicians'
-clinic page first asks (`GET /api/practice`), and `porchlight demo` makes the demo team's.
-Not at hub start: other features' lists would gain a patient nobody asked for. Its kiosk is a real Porchlight kiosk (KioskCore, headless, simulated
-device: test-pattern camera, tone) run as a subprocess (hub/practice_kiosk.py) that the hub
-starts only when a clinician of the team wants it, with a device credential the hub mints
-each time (written 0600 into the kiosk's own folder under the hub's data dir, never shown).
-The kiosk queues a scripted check-in and vitals at start, answers a ring by pressing its
-button, and stops itself after a quiet spell; the hub stops it when the hub stops.
+Each care team has one practice patient (table `practice_patients`, a flag beside the ordinary
+`patients` row, named "Practice patient (not real)"). Migration 0008 made one for every team
+that existed then; a team made later gets its own when one of its clinicians' clinic page first
+asks (`GET /api/practice`), and `porchlight demo` makes the demo team's. Not at hub start:
+other features' lists would gain a patient nobody asked for. Its kiosk is a real Porchlight
+kiosk (KioskCore, headless, simulated device: test-pattern camera, tone) run as a subprocess
+(hub/practice_kiosk.py) that the hub starts only when a clinician of the team wants it, with a
+device credential the hub mints each time (written 0600 into the kiosk's own folder under the
+hub's data dir, never shown). The kiosk queues a scripted check-in and vitals at start, answers
+a ring by pressing its button, and stops itself after a quiet spell; the hub stops it when the
+hub stops.
 
 Practice patients are left out of the evidence (hub/evidence.py filters on this table).
 
-Routes (clinicians of the team; others get 404, as for any patient not in their teams):
-`GET /api/practice` lists your teams' practice patients; `POST /api/practice/{id}/start`
-starts its kiosk and answers once the kiosk is connected (then ring it as any patient);
-`POST /api/practice/{id}/waiting-room` also presses its button, to rehearse admitting.
-"""
+Routes (clinicians of the team; others get 404, as for any patient not in their teams): `GET
+/api/practice` lists your teams' practice patients; `POST /api/practice/{id}/start` starts its
+kiosk and answers once the kiosk is connected (then ring it as any patient); `POST
+/api/practice/{id}/waiting-room` also presses its button, to rehearse admitting."""
 
 from __future__ import annotations
 

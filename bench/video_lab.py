@@ -113,7 +113,9 @@ async def clinic_role(args: argparse.Namespace) -> None:
             emit(event="admitted", at=time.monotonic())
             line = await stop
             while line != "stop":
-                if line == "status":
+                if line == "still":
+                    emit(event="still", **await take_still(clinician, server.url, seed))
+                elif line == "status":
                     emit(
                         event="status",
                         video_frames=call.video_frames,
@@ -466,6 +468,50 @@ class Process:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+
+
+async def take_still(clinician: Any, hub_url: str, seed: Any) -> dict[str, Any]:
+    """Ask for a still as the clinic page does; times (monotonic) of asking, of the kiosk's
+    still_taken, of each still_progress, of still_ready, and of the JPEG fetched whole (what
+    the page shows), with its size and SHA-256 as served."""
+    import hashlib
+    import uuid
+
+    import requests
+
+    request_id = uuid.uuid4().hex
+    seen = len(clinician.stills)
+    asked = time.monotonic()
+    await clinician.request({"type": "take_still", "request_id": request_id})
+    out: dict[str, Any] = {"asked_at": asked, "progress": []}
+    still_id = None
+    while "ready_at" not in out:
+        await clinician.wait_for(lambda n=seen: len(clinician.stills) > n, 300)
+        now = time.monotonic()
+        for message in clinician.stills[seen:]:
+            kind = message.get("type")
+            if kind == "still_taken" and message.get("request_id") == request_id:
+                still_id, out["taken_at"], out["size"] = message["still_id"], now, message["size"]
+            elif kind == "still_progress" and message.get("still_id") == still_id:
+                out["progress"].append((now, message["received"]))
+            elif kind == "still_ready" and message.get("still_id") == still_id:
+                out["ready_at"], out["url"] = now, message["url"]
+                out["width"], out["height"] = message["width"], message["height"]
+        seen = len(clinician.stills)
+
+    def fetch() -> bytes:
+        with requests.Session() as http:
+            login = {"username": seed.username, "password": seed.password}
+            http.post(f"{hub_url}/api/login", json=login, timeout=30).raise_for_status()
+            response = http.get(hub_url + out["url"], timeout=120)
+            response.raise_for_status()
+            return response.content
+
+    body = await asyncio.to_thread(fetch)
+    out["shown_at"] = time.monotonic()
+    out["served_bytes"] = len(body)
+    out["sha256"] = hashlib.sha256(body).hexdigest()
+    return out
 
 
 @dataclass

@@ -27,13 +27,11 @@ import pytest
 import requests
 import websockets
 from aiortc import VideoStreamTrack
-from kiosk.conftest import free_port
+from kiosk.conftest import seeded_hub
 from playwright.sync_api import expect, sync_playwright
 
 from porchlight import chromium
-from porchlight.hub.config import HubConfig
-from porchlight.hub.seed import DEMO_PASSWORD, seed_demo
-from porchlight.hub.server import HubServer
+from porchlight.hub.seed import DEMO_PASSWORD
 from porchlight.kiosk import rtc
 from porchlight.kiosk.records import Record, RecordKind, iso_utc
 from porchlight.protocol import DEVICE_STILLS_PATH, DEVICE_WS_PATH, PROMPTS
@@ -209,13 +207,8 @@ class KioskTwin:
 
 @pytest.fixture
 def hub(tmp_path):
-    config = HubConfig(host="127.0.0.1", port=free_port(), data_dir=tmp_path / "hub")
-    server = HubServer(config, port=config.port).start()
-    demo = seed_demo(server.store)
-    try:
-        yield f"http://127.0.0.1:{config.port}", demo
-    finally:
-        server.stop()
+    with seeded_hub(tmp_path) as h:
+        yield h.url, h.seed
 
 
 def test_zoom_prompts_and_stills_from_the_clinic_page(hub):

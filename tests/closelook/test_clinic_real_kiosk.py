@@ -9,14 +9,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from kiosk.conftest import SMALL_CAMERA, Hub, free_port, wait_until
+from kiosk.conftest import SMALL_CAMERA, seeded_hub, wait_until
 from playwright.async_api import async_playwright, expect
 
 from porchlight import chromium
 from porchlight.device.config import DeviceConfig
-from porchlight.hub.config import HubConfig
-from porchlight.hub.seed import seed_demo
-from porchlight.hub.server import HubServer
 from porchlight.kiosk.config import KioskConfig
 from porchlight.kiosk.core import KioskCore
 from porchlight.kiosk.credential import save_credential
@@ -28,12 +25,8 @@ pytestmark = [pytest.mark.browser]
 
 @pytest.fixture
 def hub(tmp_path):
-    config = HubConfig(host="127.0.0.1", port=free_port(), data_dir=tmp_path / "hub")
-    server = HubServer(config, port=config.port).start()
-    try:
-        yield Hub(config, server, seed_demo(server.store))
-    finally:
-        server.stop()
+    with seeded_hub(tmp_path) as h:
+        yield h
 
 
 @pytest.fixture

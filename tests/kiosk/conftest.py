@@ -89,17 +89,24 @@ class Hub:
         await asyncio.to_thread(self.server.start)
 
 
-@pytest.fixture
-def hub(tmp_path: Path) -> Iterator[Hub]:
+@contextlib.contextmanager
+def seeded_hub(tmp_path: Path) -> Iterator[Hub]:
+    """A real hub on a free 127.0.0.1 port with the demo accounts, stopped on the way out
+    (whichever server the Hub holds then: tests may restart it)."""
     config = HubConfig(host="127.0.0.1", port=free_port(), data_dir=tmp_path / "hub")
     server = HubServer(config, port=config.port).start()
     assert server.store is not None
-    seed = seed_demo(server.store)
-    h = Hub(config, server, seed)
+    h = Hub(config, server, seed_demo(server.store))
     try:
         yield h
     finally:
         h.server.stop()
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    with seeded_hub(tmp_path) as h:
+        yield h
 
 
 @pytest.fixture

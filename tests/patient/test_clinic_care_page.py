@@ -14,14 +14,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from kiosk.conftest import free_port
+from kiosk.conftest import seeded_hub
 from playwright.sync_api import expect, sync_playwright
 from websockets.sync.client import connect
 
 from porchlight import chromium
-from porchlight.hub.config import HubConfig
-from porchlight.hub.seed import DEMO_PASSWORD, seed_demo
-from porchlight.hub.server import HubServer
+from porchlight.hub.seed import DEMO_PASSWORD
 from porchlight.kiosk.records import help_record
 from porchlight.protocol import DEVICE_WS_PATH
 
@@ -32,13 +30,8 @@ pytestmark = [pytest.mark.browser]
 
 @pytest.fixture
 def hub(tmp_path):
-    config = HubConfig(host="127.0.0.1", port=free_port(), data_dir=tmp_path / "hub")
-    server = HubServer(config, port=config.port).start()
-    demo = seed_demo(server.store)
-    try:
-        yield f"http://127.0.0.1:{config.port}", demo
-    finally:
-        server.stop()
+    with seeded_hub(tmp_path) as h:
+        yield h.url, h.seed
 
 
 def receive(ws, type_: str) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from kiosk.conftest import free_port
+from kiosk.conftest import seeded_hub
 from playwright.sync_api import expect, sync_playwright
 
 from porchlight import chromium
@@ -28,10 +28,9 @@ from porchlight.hub.appointments import (
     record_outcome,
 )
 from porchlight.hub.auth import DeviceIdentity
-from porchlight.hub.config import HubConfig
 from porchlight.hub.evidence_figures import figures
 from porchlight.hub.inbox import store_records
-from porchlight.hub.seed import DEMO_PASSWORD, seed_demo
+from porchlight.hub.seed import DEMO_PASSWORD
 from porchlight.hub.server import HubServer
 from porchlight.kiosk.records import call_quality_record, survey_record
 
@@ -145,14 +144,9 @@ EXPECTED_TILES = {
 
 @pytest.fixture
 def hub(tmp_path):
-    config = HubConfig(host="127.0.0.1", port=free_port(), data_dir=tmp_path / "hub")
-    server = HubServer(config, port=config.port).start()
-    demo = seed_demo(server.store)
-    seed_month(server, demo.patient_id)
-    try:
-        yield f"http://127.0.0.1:{config.port}"
-    finally:
-        server.stop()
+    with seeded_hub(tmp_path) as h:
+        seed_month(h.server, h.seed.patient_id)
+        yield h.url
 
 
 def test_the_evidence_page_shows_the_months_figures_and_charts(hub):

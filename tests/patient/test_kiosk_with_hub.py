@@ -13,12 +13,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 import websockets
-from kiosk.conftest import Hub, clinician_for, free_port, listed, wait_until
+from kiosk.conftest import Hub, clinician_for, listed, seeded_hub, wait_until
 
-from porchlight.hub.config import HubConfig
 from porchlight.hub.patient_settings import KioskSettings, put_settings
-from porchlight.hub.seed import seed_demo
-from porchlight.hub.server import HubServer
 from porchlight.kiosk.config import KioskConfig
 from porchlight.kiosk.core import KioskCore
 from porchlight.kiosk.credential import save_credential
@@ -28,13 +25,8 @@ from porchlight.protocol import SESSION_COOKIE
 
 @pytest.fixture
 def hub(tmp_path):
-    config = HubConfig(host="127.0.0.1", port=free_port(), data_dir=tmp_path / "hub")
-    server = HubServer(config, port=config.port).start()
-    h = Hub(config, server, seed_demo(server.store))
-    try:
+    with seeded_hub(tmp_path) as h:
         yield h
-    finally:
-        h.server.stop()
 
 
 class Clock:

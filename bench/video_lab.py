@@ -470,6 +470,22 @@ class Process:
         self._log.close()
 
 
+def stop_roles(
+    lab: netlab.NetLab,
+    work: Path,
+    roles: dict[str, Process | None],
+    reports: dict[str, Any],
+) -> None:
+    """Stop each role, keep the report it wrote (`<work>/<name>.json`), and take the lab down."""
+    for name, role in roles.items():
+        if role is not None:
+            role.stop()
+            path = work / f"{name}.json"
+            if path.exists():
+                reports[name] = json.loads(path.read_text())
+    lab.close()
+
+
 async def take_still(clinician: Any, hub_url: str, seed: Any) -> dict[str, Any]:
     """Ask for a still as the clinic page does; times (monotonic) of asking, of the kiosk's
     still_taken, of each still_progress, of still_ready, and of the JPEG fetched whole (what
@@ -586,13 +602,7 @@ class CallLab:
         )  # fmt: skip
 
     def __exit__(self, *exc: object) -> None:
-        for role, name in ((self.kiosk, "kiosk"), (self.clinic, "clinic")):
-            if role is not None:
-                role.stop()
-                path = self.work / f"{name}.json"
-                if path.exists():
-                    self.reports[name] = json.loads(path.read_text())
-        self.lab.close()
+        stop_roles(self.lab, self.work, {"kiosk": self.kiosk, "clinic": self.clinic}, self.reports)
 
 
 @dataclass
@@ -640,13 +650,9 @@ class PeerPair:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for role, name in ((self.sender, "sender"), (self.receiver, "receiver")):
-            if role is not None:
-                role.stop()
-                path = self.work / f"{name}.json"
-                if path.exists():
-                    self.reports[name] = json.loads(path.read_text())
-        self.lab.close()
+        stop_roles(
+            self.lab, self.work, {"sender": self.sender, "receiver": self.receiver}, self.reports
+        )
 
 
 # =========================================================================== entry

@@ -40,6 +40,7 @@ from porchlight.hub.bus import (
     Deliver,
     LocalBus,
     Message,
+    Subscription,
     clinician_topic,
     close_message,
     device_id_topic,
@@ -247,17 +248,20 @@ class Signalling:
         self.patient_teams[patient_id] = identity.team_id
         conn = _Connection(websocket)
         topic = device_topic(patient_id)
-        # The newer socket wins: tell whoever holds this patient's topic to close.
-        await self.bus.publish(
-            topic, close_message(CLOSE_REPLACED, "This kiosk connected again elsewhere.")
-        )
-        subscription = self.bus.subscribe(topic, conn.send)
-        revocation = self.bus.subscribe(device_id_topic(identity.device_id), conn.send)
-        log.info("kiosk connected")
+        subscriptions: list[Subscription] = []
         try:
+            # Claim the patient's presence before the older socket hears it is replaced, so
+            # its going away cannot flash the patient offline on clinicians' pages meanwhile.
             async with self.room_sync.transaction(patient_id):
                 if self.room.device_connected(patient_id, conn.id, self._clock()):
                     await self._broadcast()
+            # The newer socket wins: tell whoever holds this patient's topic to close.
+            await self.bus.publish(
+                topic, close_message(CLOSE_REPLACED, "This kiosk connected again elsewhere.")
+            )
+            subscriptions.append(self.bus.subscribe(topic, conn.send))
+            subscriptions.append(self.bus.subscribe(device_id_topic(identity.device_id), conn.send))
+            log.info("kiosk connected")
 
             async def handle(message: m.DeviceMessage) -> None:
                 if isinstance(message, m.DeviceProbe):  # touches no room state: answer now
@@ -271,8 +275,8 @@ class Signalling:
 
             await conn.run(m.parse_device_message, handle)
         finally:
-            subscription.close()
-            revocation.close()
+            for subscription in subscriptions:
+                subscription.close()
             with anyio.CancelScope(shield=True):
                 async with self.room_sync.transaction(patient_id):
                     if self.room.device_lost(patient_id, conn.id, self._clock()):

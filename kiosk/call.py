@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
@@ -136,6 +137,7 @@ class CallSession:
         local_frames: LatestFrame,
         host_addresses: Iterable[str] = (),
         ice_transport_policy: str = "all",
+        turn_tls: ssl.SSLContext | None = None,
         on_connected: Callable[[str], None] = lambda call_id: None,
         on_failed: Callable[[str, str], None] = lambda call_id, reason: None,
         on_report: Callable[[str, dict[str, Any]], None] = lambda call_id, report: None,
@@ -171,7 +173,9 @@ class CallSession:
         self._on_quality = on_quality
         self._on_rung = on_rung
         rtc.tolerate_outages(OUTAGE_TOLERANCE_S)
-        self._pc = rtc.new_peer_connection(self._ice_servers, ice_transport_policy)
+        self._pc = rtc.new_peer_connection(
+            self._ice_servers, ice_transport_policy, turn_tls=turn_tls
+        )
         self.media = AdaptiveMedia(
             self._pc, ladder_config=ladder_config, start_bps=start_bps, on_decision=self._decided
         )

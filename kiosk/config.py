@@ -31,6 +31,9 @@ class KioskConfig:
     # Offer exactly these addresses as ICE host candidates (e.g. ["127.0.0.1"] for a
     # loopback-only demo); empty: every interface except loopback (aioice's default).
     ice_host_addresses: list[str] = field(default_factory=list)
+    # The CA certificate (PEM) that signed the clinic's TURN server's certificate, for
+    # `turns:` when it is not from a public CA; None: the system's CAs (docs/turn.md).
+    turn_ca_file: Path | None = None
     # The simulated device's control socket; default <data_dir>/sim.sock when simulated.
     sim_control_path: Path | None = None
     fullscreen: bool = False
@@ -45,6 +48,8 @@ class KioskConfig:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        if self.turn_ca_file is not None:
+            self.turn_ca_file = Path(self.turn_ca_file)
         for address in self.ice_host_addresses:
             try:
                 ipaddress.ip_address(address)

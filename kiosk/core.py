@@ -16,9 +16,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import requests
+
 from porchlight.device.hardware import Device, open_device
 from porchlight.device.sim_control import SimControl
-from porchlight.errors import BadInput, DeviceFault, NotAuthorised
+from porchlight.errors import BadInput, DeviceFault, NotAuthorised, TransportFailed
+from porchlight.ice_servers import IceSettings, fetch_ice_settings
+from porchlight.kiosk import rtc
 from porchlight.kiosk import state as sm
 from porchlight.kiosk.call import CallCounters, CallSession
 from porchlight.kiosk.call_quality import QualityMeter
@@ -39,6 +43,7 @@ TICK_S = 0.1  # how often time moves on for the state machine (holds, timeouts, 
 CARE_EVERY_TICKS = 10  # the plan's clock (appointment line, reminders): once a second
 PLAN_EVERY_S = 300.0  # fetch the patient's plan this often (and on reconnect, and when told)
 MEDIA_QUIET_S = 2.0  # no frame of the clinician's picture or voice this long: media is quiet
+ICE_FETCH_TIMEOUT_S = 5.0  # asking the hub for fresh TURN credentials before reconnecting
 PING_SEQ_BASE = 100_000_000  # probe seqs for "are you there?" (the link probe counts from 0)
 # Stills go up during a call at this share of the ladder's link estimate, so they never starve
 # the call (docs/protocol.md); before the first estimate, at a share of this.
@@ -109,6 +114,12 @@ class KioskCore:
         self.link_estimate_bps: float | None = None
         self._call_ice: tuple[dict[str, Any], ...] = ()
         self._ice_policy = "all"  # the hub's ice_transport_policy ("relay": TURN only)
+        # TURN credentials are short-lived: the newest ICE settings the hub sent (welcome),
+        # and a way to ask it for fresh ones when the call's media reconnects.
+        self._latest_ice: IceSettings | None = None
+        self._ice_session: requests.Session | None = None
+        self._hub_url = ""
+        self._turn_tls = rtc.turn_tls_context(config.turn_ca_file)  # for turns: servers
         self._media_quiet = False
         self._pings = 0
         self._look: Region | None = None  # the clinician's close look in this call
@@ -202,6 +213,9 @@ class KioskCore:
         else:
             await self._open_records(credential)
             await self._open_care(credential)
+            self._hub_url = self.config.hub_url or credential.hub_url
+            self._ice_session = requests.Session()
+            self._ice_session.headers["Authorization"] = f"Bearer {credential.token}"
             self._link = HubLink(
                 self.config.hub_url or credential.hub_url,
                 credential.token,
@@ -393,14 +407,9 @@ class KioskCore:
         elif kind == HubToDevice.LEFT:
             self._handle(sm.LeftRoom())
         elif kind == HubToDevice.ADMITTED and isinstance(call_id, str):
-            self._ice_policy = _text(msg.get("ice_transport_policy")) or "all"
-            servers = msg.get("ice_servers")
-            servers = (
-                tuple(s for s in servers if isinstance(s, dict))
-                if isinstance(servers, list)
-                else ()
-            )
-            self._handle(sm.Admitted(call_id, servers))
+            ice = self._latest_ice = IceSettings.from_message(msg)
+            self._ice_policy = ice.policy
+            self._handle(sm.Admitted(call_id, ice.servers))
         elif kind == HubToDevice.ANSWER and isinstance(call_id, str):
             self._handle(sm.AnswerReceived(call_id, _text(msg.get("sdp")) or ""))
         elif kind == HubToDevice.ENDED and isinstance(call_id, str):
@@ -411,7 +420,9 @@ class KioskCore:
             self._handle(sm.HubError(code))
         elif kind in (HubToDevice.VIEW, HubToDevice.PROMPT, HubToDevice.TAKE_STILL):
             self._on_clinician_request(kind, msg)
-        elif kind != HubToDevice.WELCOME:
+        elif kind == HubToDevice.WELCOME:
+            self._latest_ice = IceSettings.from_message(msg)  # fresh TURN credentials
+        else:
             log.info("ignoring hub message of unknown type")
 
     def _on_clinician_request(self, kind: str, msg: dict[str, Any]) -> None:
@@ -634,6 +645,7 @@ class KioskCore:
             local_frames=self.local_frames,
             host_addresses=self.config.ice_host_addresses,
             ice_transport_policy=self._ice_policy,
+            turn_tls=self._turn_tls,
             on_connected=self._media_connected,
             on_failed=lambda cid, reason: self._handle(sm.MediaFailed(cid, reason)),
             on_report=self._send_report,
@@ -665,9 +677,23 @@ class KioskCore:
         if ladder is not None:
             self.link_estimate_bps = ladder.estimate_bps  # start where the call had got to
         await self._detach_call()
+        ice = await self._fresh_ice()
         if self._machine.call_id == call_id and self._call is None:
             log.info("reconnecting the call's media")
-            self._start_call(call_id, self._call_ice, again=True)
+            self._ice_policy = ice.policy
+            self._start_call(call_id, ice.servers, again=True)
+
+    async def _fresh_ice(self) -> IceSettings:
+        """ICE settings with TURN credentials minted now: the admission's may have expired
+        in a long call (docs/turn.md). Without the hub's answer, the newest it sent."""
+        if self._ice_session is not None:
+            try:
+                return await asyncio.to_thread(
+                    fetch_ice_settings, self._ice_session, self._hub_url, ICE_FETCH_TIMEOUT_S
+                )
+            except (TransportFailed, NotAuthorised) as exc:
+                log.warning("reconnecting with the last ICE servers the hub sent: %s", exc)
+        return self._latest_ice or IceSettings(self._call_ice, self._ice_policy)
 
     def _send_report(self, call_id: str, report: dict[str, Any]) -> None:
         if self._call is not None and self._call.call_id == call_id:

@@ -26,16 +26,20 @@ import asyncio
 import contextlib
 import contextvars
 import fractions
+import logging
 import math
 import queue
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aioice.ice
+import aioice.turn
 import av
 import numpy
 from aiortc import (
@@ -55,7 +59,7 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import VIDEO_TIME_BASE, convert_timebase
 from av.video.reformatter import VideoReformatter
 
-from porchlight.errors import BadInput
+from porchlight.errors import BadInput, ConfigError
 from porchlight.kiosk.receive_policy import NackPolicy, PacketView, PlayoutBuffer
 from porchlight.kiosk.send_policy import (
     FramePacer,
@@ -65,6 +69,8 @@ from porchlight.kiosk.send_policy import (
     scaled_size,
 )
 from porchlight.kiosk.view_region import Crop, Region, crop_for, fit_size
+
+log = logging.getLogger(__name__)
 
 VIDEO_CODECS = ("video/VP8", "video/rtx")
 AUDIO_CODECS = ("audio/opus",)
@@ -139,19 +145,93 @@ def ice_servers_from_hub(servers: Iterable[Mapping[str, Any]]) -> list[RTCIceSer
 
 
 def new_peer_connection(
-    ice_servers: Iterable[Mapping[str, Any]], transport_policy: str = "all"
+    ice_servers: Iterable[Mapping[str, Any]],
+    transport_policy: str = "all",
+    *,
+    turn_tls: ssl.SSLContext | None = None,
 ) -> RTCPeerConnection:
     """A peer connection with exactly the hub's ICE servers (an empty list on a LAN) and its
-    transport policy ("relay": only TURN-relayed candidates, which aioice honours)."""
+    transport policy ("relay": only TURN-relayed candidates, which aioice honours).
+
+    `turn_tls`: how to verify a `turns:` server's certificate (turn_tls_context: the clinic's
+    own CA); None verifies it against the system's CAs, as aioice does by itself.
+    """
     try:
         policy = RTCIceTransportPolicy(transport_policy)
     except ValueError:
         raise BadInput(
             f"the hub's ICE transport policy {transport_policy!r} is not 'all' or 'relay'"
         ) from None
-    return RTCPeerConnection(
+    _install_turn_tls_log()
+    pc = RTCPeerConnection(
         RTCConfiguration(iceServers=ice_servers_from_hub(ice_servers), iceTransportPolicy=policy)
     )
+    if turn_tls is not None:
+        _verify_turn_tls_with(pc, turn_tls)
+    return pc
+
+
+# ---------------------------------------------------------------- TURN over TLS
+
+
+def turn_tls_context(ca_file: str | Path | None) -> ssl.SSLContext | None:
+    """The TLS settings for `turns:` servers: trust exactly the CA in `ca_file` (PEM), with
+    the certificate's name checked as always; None: the system's CAs (aioice's default)."""
+    if ca_file is None:
+        return None
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"kiosk.turn_ca_file {str(ca_file)!r} cannot be read as a PEM CA certificate "
+            f"({exc.__class__.__name__}); give the clinic TURN server's CA certificate"
+        ) from None
+
+
+def _verify_turn_tls_with(pc: RTCPeerConnection, context: ssl.SSLContext) -> None:
+    """aiortc gives aioice only "use TLS" (True: the system's CAs); aioice hands whatever it
+    holds to asyncio as `ssl=`, so each ICE gatherer the connection makes gets `context`."""
+    attr = _mangled(pc, RTCPeerConnection, "createDtlsTransport")
+    create = getattr(pc, attr)
+
+    def create_dtls_transport() -> Any:
+        dtls = create()
+        connection = dtls.transport.iceGatherer._connection
+        if connection.turn_ssl is True:
+            connection.turn_ssl = context
+        return dtls
+
+    setattr(pc, attr, create_dtls_transport)
+
+
+_TLS_LOG_MARK = "_porchlight_turn_tls_log"
+
+
+def _install_turn_tls_log() -> None:
+    """Wrap aioice.turn.create_turn_endpoint once, so a TURN server whose certificate is not
+    trusted is logged: aioice drops the error silently (no relayed candidate, no reason)."""
+    current = aioice.turn.create_turn_endpoint
+    if getattr(current, _TLS_LOG_MARK, False):
+        return
+    original = current
+
+    async def create_turn_endpoint(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original(*args, **kwargs)
+        except ssl.SSLError as exc:
+            host, port = kwargs.get("server_addr", ("?", 0))
+            reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+            log.error(
+                "refused the TURN server %s:%s over TLS: %s; if the clinic uses its own CA, "
+                "set kiosk.turn_ca_file to its certificate",
+                host,
+                port,
+                reason,
+            )
+            raise
+
+    setattr(create_turn_endpoint, _TLS_LOG_MARK, True)
+    aioice.turn.create_turn_endpoint = create_turn_endpoint
 
 
 def _capabilities(kind: str, wanted: Sequence[str]) -> list[Any]:

@@ -1,7 +1,10 @@
 """Video appointments: booked by the care team, attended or not, and how each one ended.
 
-- A clinician or nurse of the patient's care team books an appointment (`starts_at`). The
-  kiosk hears of it in its plan (hub/device_plan.py) and reminds the patient.
+- A clinician or nurse of the patient's care team books an appointment (`starts_at`) and names
+  the clinician who will call (`clinician`): the booker when they are a clinician, otherwise
+  one of the team's clinicians (the only one may be left implicit). Someone outside the
+  patient's team is refused and nothing is booked. The kiosk hears of it in its plan
+  (hub/device_plan.py), with the caller's display name ("Nurse Patel"), and reminds the patient.
 - The hub notes when the patient joins (the waiting room, or answering a ring) and logs every
   call (table `call_log`, written from signalling through `CallEvents`). A join or call within
   `link_window_min` of an appointment's start counts for it; a call with no appointment near
@@ -48,9 +51,9 @@ from porchlight.config import load as load_config
 from porchlight.errors import BadInput
 from porchlight.hub.auth import PersonIdentity, require_patient_access, require_person
 from porchlight.hub.bus import device_topic
-from porchlight.hub.db import UTCDateTime, metadata, patients
+from porchlight.hub.db import UTCDateTime, metadata, patients, people
 from porchlight.hub.services import Clock, services
-from porchlight.hub.store import Role, Store
+from porchlight.hub.store import Role, Store, team_people
 from porchlight.hub.teams import can_see
 
 log = logging.getLogger(__name__)
@@ -98,6 +101,7 @@ appointments = Table(
     Column("starts_at", UTCDateTime(), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("booked_by", String(64), nullable=True),
+    Column("clinician", String(64), nullable=True),  # username of who will call (migration 0009)
     Column("booked_at", UTCDateTime(), nullable=False),
     Column("cancelled_at", UTCDateTime(), nullable=True),
     Column("joined_at", UTCDateTime(), nullable=True),  # first join in the window
@@ -155,6 +159,7 @@ class Appointment:
     starts_at: datetime
     kind: str
     booked_by: str | None
+    clinician: str | None
     booked_at: datetime
     cancelled_at: datetime | None
     joined_at: datetime | None
@@ -193,6 +198,7 @@ def book(
     by: str | None,
     now: datetime,
     kind: Kind = Kind.BOOKED,
+    clinician: str | None = None,
 ) -> Appointment:
     values = {
         "id": str(uuid.uuid4()),
@@ -201,6 +207,7 @@ def book(
         "starts_at": starts_at,
         "kind": kind.value,
         "booked_by": by,
+        "clinician": clinician,
         "booked_at": now,
     }
     with engine.begin() as conn:
@@ -409,8 +416,19 @@ def record_outcome(
     return _row(row._mapping)
 
 
-def move(engine: Engine, appointment_id: str, starts_at: datetime) -> bool:
-    """Move an appointment nobody has joined, called or cancelled to a new time."""
+def move(
+    engine: Engine,
+    appointment_id: str,
+    starts_at: datetime | None = None,
+    clinician: str | None = None,
+) -> bool:
+    """Move an appointment nobody has joined, called or cancelled to a new time and/or a new
+    clinician who will call (None leaves that part as it is)."""
+    values: dict[str, Any] = {}
+    if starts_at is not None:
+        values["starts_at"] = starts_at
+    if clinician is not None:
+        values["clinician"] = clinician
     with engine.begin() as conn:
         done = conn.execute(
             update(appointments)
@@ -422,7 +440,7 @@ def move(engine: Engine, appointment_id: str, starts_at: datetime) -> bool:
                 appointments.c.call_id.is_(None),
                 appointments.c.joined_at.is_(None),
             )
-            .values(starts_at=starts_at)
+            .values(**values)
         )
     return done.rowcount == 1
 
@@ -440,6 +458,59 @@ def cancel(engine: Engine, appointment_id: str, now: datetime) -> bool:
             .values(cancelled_at=now)
         )
     return done.rowcount == 1
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A clinician who may call a patient: the username for the hub, the display name (as
+    the team wants patients to see it, e.g. "Nurse Patel") for the kiosk."""
+
+    username: str
+    display_name: str
+
+
+def team_clinicians(engine: Engine, team_id: str) -> list[Caller]:
+    """The clinicians of one care team, by display name."""
+    query = (
+        select(people.c.username, people.c.display_name)
+        .join(team_people, team_people.c.username == people.c.username)
+        .where(team_people.c.team_id == team_id, people.c.role == Role.CLINICIAN.value)
+        .order_by(people.c.display_name, people.c.username)
+    )
+    with engine.connect() as conn:
+        return [Caller(*row) for row in conn.execute(query).all()]
+
+
+def caller_names(engine: Engine, usernames: set[str]) -> dict[str, str]:
+    """username → display name, for the clinicians named on appointments."""
+    if not usernames:
+        return {}
+    query = select(people.c.username, people.c.display_name).where(
+        people.c.username.in_(sorted(usernames))
+    )
+    with engine.connect() as conn:
+        return {row.username: row.display_name for row in conn.execute(query).all()}
+
+
+def choose_caller(
+    clinicians: list[Caller], wanted: str | None, booker: str, booker_role: Role
+) -> str | None:
+    """Who will call: `wanted` if it is one of the team's clinicians; else the booker when
+    they are a clinician of the team; else the team's only clinician. Pure; BadInput says
+    what to do. None only for a team with no clinician (the kiosk then says "your nurse")."""
+    names = {c.username for c in clinicians}
+    if wanted is not None:
+        if wanted not in names:
+            raise BadInput(
+                "The clinician who will call must be a clinician in this patient's care team. "
+                "Choose one of the team's clinicians; nothing was booked or changed."
+            )
+        return wanted
+    if booker_role is Role.CLINICIAN and booker in names:
+        return booker
+    if len(clinicians) <= 1:
+        return clinicians[0].username if clinicians else None
+    raise BadInput("Choose who will call (one of the care team's clinicians).")
 
 
 def appointments_between(
@@ -573,6 +644,13 @@ def rules_of(request: Request) -> AppointmentRules:
 class BookIn(BaseModel):
     patient_id: str = Field(min_length=1, max_length=64)
     starts_at: datetime = Field(description="ISO 8601 with a time zone")
+    clinician: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="username of the care team's clinician who will call; default: you if "
+        "you are one, else the team's only clinician",
+    )
 
 
 class OutcomeIn(BaseModel):
@@ -595,6 +673,10 @@ class AppointmentOut(BaseModel):
     outcome_reason: str | None
     call_id: str | None
     joined_at: datetime | None
+    clinician: str | None = Field(description="username of who will call (None: not named)")
+    clinician_name: str | None = Field(
+        description='who will call, as the patient sees it (e.g. "Nurse Patel")'
+    )
 
 
 class FollowUpOut(BaseModel):
@@ -608,7 +690,7 @@ class FollowUpOut(BaseModel):
     created_by: str
 
 
-def _out(appt: Appointment, name: str, now: datetime) -> AppointmentOut:
+def _out(appt: Appointment, name: str, now: datetime, callers: dict[str, str]) -> AppointmentOut:
     return AppointmentOut(
         appointment_id=appt.id,
         patient_id=appt.patient_id,
@@ -619,7 +701,13 @@ def _out(appt: Appointment, name: str, now: datetime) -> AppointmentOut:
         outcome_reason=appt.outcome_reason,
         call_id=appt.call_id,
         joined_at=appt.joined_at,
+        clinician=appt.clinician,
+        clinician_name=callers.get(appt.clinician or ""),
     )
+
+
+def _callers_of(engine: Engine, appts: list[Appointment]) -> dict[str, str]:
+    return caller_names(engine, {a.clinician for a in appts if a.clinician})
 
 
 def local_day_bounds(day: date, now: datetime) -> tuple[datetime, datetime]:
@@ -669,8 +757,12 @@ async def book_appointment(body: BookIn, request: Request, person: CareTeam) -> 
             raise HTTPException(404, "No such patient in your care teams.")
         starts = check_start(body.starts_at, now, rules)
         assert team is not None
-        appt = book(hub.store.engine, patient.id, team, starts, by=person.username, now=now)
-        return _out(appt, patient.display_name, now)
+        engine = hub.store.engine
+        caller = choose_caller(
+            team_clinicians(engine, team), body.clinician, person.username, person.role
+        )
+        appt = book(engine, patient.id, team, starts, by=person.username, now=now, clinician=caller)
+        return _out(appt, patient.display_name, now, _callers_of(engine, [appt]))
 
     out = await run_in_threadpool(work)
     await hub.signalling.bus.publish(device_topic(out.patient_id), PLAN_CHANGED)
@@ -692,7 +784,8 @@ def list_appointments(
     mark_did_not_attend(hub.store.engine, now, rules_of(request))
     start, end = local_day_bounds(day or now.astimezone().date(), now)
     rows = appointments_between(hub.store.engine, person.teams, start, end)
-    return [_out(appt, name, now) for appt, name in rows]
+    callers = _callers_of(hub.store.engine, [appt for appt, _ in rows])
+    return [_out(appt, name, now, callers) for appt, name in rows]
 
 
 @router.post(
@@ -717,13 +810,22 @@ async def cancel_appointment(
 
 
 class MoveIn(BaseModel):
-    starts_at: datetime = Field(description="the new start, ISO 8601 with a time zone")
+    starts_at: datetime | None = Field(
+        default=None, description="the new start, ISO 8601 with a time zone"
+    )
+    clinician: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="username of the care team's clinician who will call instead",
+    )
 
 
 @router.post(
     "/api/appointments/{appointment_id}/move",
     response_model=AppointmentOut,
-    summary="Move an appointment to another time (not once joined, called or cancelled)",
+    summary="Move an appointment to another time and/or change who will call (not once "
+    "joined, called or cancelled)",
 )
 async def move_appointment(
     appointment_id: str, body: MoveIn, request: Request, person: CareTeam
@@ -733,8 +835,15 @@ async def move_appointment(
 
     def work() -> AppointmentOut:
         appt = _visible(hub.store, person, appointment_id)
-        starts = check_start(body.starts_at, hub.clock(), rules)
-        if not move(hub.store.engine, appt.id, starts):
+        if body.starts_at is None and body.clinician is None:
+            raise BadInput("Give a new time (starts_at), a new clinician who will call, or both.")
+        starts = None
+        if body.starts_at is not None:
+            starts = check_start(body.starts_at, hub.clock(), rules)
+        if body.clinician is not None:
+            clinicians = team_clinicians(hub.store.engine, appt.team_id)
+            choose_caller(clinicians, body.clinician, person.username, person.role)
+        if not move(hub.store.engine, appt.id, starts, body.clinician):
             raise BadInput(
                 "This appointment has already started, happened or been cancelled; "
                 "book a new one instead."
@@ -768,7 +877,31 @@ def patient_appointments(
     rows = upcoming_for_patient(
         hub.store.engine, patient.id, now, rules, days=rules.max_ahead_days + 1
     )
-    return [_out(appt, patient.display_name, now) for appt in rows]
+    callers = _callers_of(hub.store.engine, rows)
+    return [_out(appt, patient.display_name, now, callers) for appt in rows]
+
+
+class CallerOut(BaseModel):
+    username: str
+    display_name: str = Field(description="as the patient sees it on the kiosk")
+
+
+@router.get(
+    "/api/patients/{patient_id}/clinicians",
+    response_model=list[CallerOut],
+    summary="The clinicians of a patient's care team (who may be named to call)",
+)
+def patient_clinicians(
+    patient_id: str, request: Request, person: PatientCareTeam
+) -> list[CallerOut]:
+    hub = services(request)
+    team = hub.store.team_of_patient(patient_id) if len(patient_id) <= 64 else None
+    if team is None:
+        raise HTTPException(404, "No such patient in your care teams.")
+    return [
+        CallerOut(username=c.username, display_name=c.display_name)
+        for c in team_clinicians(hub.store.engine, team)
+    ]
 
 
 class CarePatientOut(BaseModel):
@@ -801,7 +934,8 @@ def _named(store: Store, appointment_id: str, now: datetime) -> AppointmentOut:
     appt = get(store.engine, appointment_id)
     assert appt is not None
     patient = store.get_patient(appt.patient_id)
-    return _out(appt, patient.display_name if patient else "", now)
+    callers = _callers_of(store.engine, [appt])
+    return _out(appt, patient.display_name if patient else "", now, callers)
 
 
 def _record(

@@ -46,8 +46,13 @@ def test_the_care_team_books_and_the_kiosk_hears_of_it_at_once(client, world):
         assert body["status"] == "booked" and body["patient_name"] == "Alice Able"
         expect(ws, "plan_changed")  # pushed over the kiosk's socket
     got = plan(client, world)
+    # Booked by a nurse of a team with one clinician: that clinician will call.
     assert got["appointments"] == [
-        {"id": body["appointment_id"], "starts_at": "2025-03-04T10:30:00.000Z"}
+        {
+            "id": body["appointment_id"],
+            "starts_at": "2025-03-04T10:30:00.000Z",
+            "clinician_name": "Clin X",
+        }
     ]
     assert got["settings"] == {"language": "en", "spoken_prompts": True, "auto_answer": False}
     assert plan(client, world, "device_b")["appointments"] == []

@@ -40,7 +40,11 @@ def test_a_patients_appointments_can_be_listed_and_moved_and_the_kiosk_hears(cli
         assert answer.status_code == 200, answer.text
         expect(ws, "plan_changed")
     assert plan(client, world)["appointments"] == [
-        {"id": made["appointment_id"], "starts_at": "2025-03-06T12:30:00.000Z"}
+        {
+            "id": made["appointment_id"],
+            "starts_at": "2025-03-06T12:30:00.000Z",
+            "clinician_name": "Clin X",
+        }
     ]
 
     # Into the past: refused in plain words, nothing changes.

@@ -233,6 +233,10 @@ MATRIX: dict[tuple[str, str], tuple[Callable[[World], Call], dict[str, int | str
         lambda w: Call("GET", f"/api/patients/{w.patient_a}/appointments"),
         cells(403, **PEOPLE_ONLY, clin_x=200, nurse_x=200),
     ),
+    ("GET", "/api/patients/{patient_id}/clinicians"): (
+        lambda w: Call("GET", f"/api/patients/{w.patient_a}/clinicians"),
+        cells(403, **PEOPLE_ONLY, clin_x=200, nurse_x=200),
+    ),
     ("GET", "/api/care/patients"): (
         lambda w: Call("GET", "/api/care/patients"),
         cells(403, **PEOPLE_ONLY, clin_x=200, clin_y=200, nurse_x=200, nurse_y=200),

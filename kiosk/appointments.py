@@ -3,8 +3,10 @@
 Pure: no clock, no I/O. Times are aware datetimes passed in; `tz` is the kiosk's time zone
 (the words say "2:30 today" on the patient's wall clock, whatever the hub's zone).
 
-- `home_line(...)`: "Your nurse will call at 2:30 today" (or tomorrow, or on Thursday, or
-  "It is time for your call" from the start until the appointment is over).
+- `home_line(...)`: "Nurse Patel will call you at 2:30 today" (or tomorrow, or on Thursday, or
+  "It is time for your video call with Nurse Patel" from the start until the appointment is
+  over). The name is the one the hub's plan carries (the team's display name for who will
+  call); an appointment without one (an older hub) says "Your nurse".
 - `Reminders.due(...)`: a spoken reminder 15 and 2 minutes before, each said once. A kiosk that
   comes on late says only the latest one that is due, with the minutes really left.
 """
@@ -42,6 +44,7 @@ WEEKDAYS = (
 class Appointment:
     id: str
     starts_at: datetime  # aware
+    caller: str | None = None  # who will call, as the team wants the patient to see it
 
 
 @dataclass(frozen=True)
@@ -71,19 +74,27 @@ def home_line(
     appt = next_appointment(appointments, now)
     if appt is None or appt.starts_at - now > HORIZON:
         return None
+    name = appt.caller
     if now >= appt.starts_at:
+        if name:
+            return words(N_("It is time for your video call with {name}"), name=name)
         return words(N_("It is time for your video call with your nurse"))
     when = appt.starts_at.astimezone(tz)
     today = now.astimezone(tz).date()
     time = words.clock(when)
     days = (when.date() - today).days
     if days == 0:
+        if name:
+            return words(N_("{name} will call you at {time} today"), name=name, time=time)
         return words(N_("Your nurse will call at {time} today"), time=time)
     if days == 1:
+        if name:
+            return words(N_("{name} will call you tomorrow at {time}"), name=name, time=time)
         return words(N_("Your nurse will call tomorrow at {time}"), time=time)
-    return words(
-        N_("Your nurse will call {day} at {time}"), day=words(WEEKDAYS[when.weekday()]), time=time
-    )
+    day = words(WEEKDAYS[when.weekday()])
+    if name:
+        return words(N_("{name} will call you {day} at {time}"), name=name, day=day, time=time)
+    return words(N_("Your nurse will call {day} at {time}"), day=day, time=time)
 
 
 @dataclass
@@ -122,6 +133,17 @@ class Reminders:
     @staticmethod
     def text(appt: Appointment, minutes_left: int, words: Words, tz: tzinfo) -> str:
         time = words.clock(appt.starts_at.astimezone(tz))
+        if appt.caller:
+            soon = words.n(
+                "{name} will call you at {time}, in {n} minute.",
+                "{name} will call you at {time}, in {n} minutes.",
+                minutes_left,
+                name=appt.caller,
+                time=time,
+            )
+            # The button joins the waiting room: whoever is named admits the patient there.
+            ready = words(N_("Press the button when you are ready."))
+            return soon + " " + ready
         soon = words.n(
             "Your nurse will call at {time}, in {n} minute.",
             "Your nurse will call at {time}, in {n} minutes.",

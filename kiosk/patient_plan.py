@@ -3,7 +3,11 @@
 `GET /api/device/plan` (device token) answers::
 
     {"settings": {"language": "cy", "spoken_prompts": true, "auto_answer": false},
-     "appointments": [{"id": "...", "starts_at": "2025-03-04T14:30:00.000Z"}]}
+     "appointments": [{"id": "...", "starts_at": "2025-03-04T14:30:00.000Z",
+                       "clinician_name": "Nurse Patel"}]}
+
+`clinician_name` (who will call, as the team wants the patient to see it) may be null or
+missing (a hub from before it was named): the kiosk then says "your nurse".
 
 The nurse chooses the settings per patient on the hub. The kiosk keeps the last plan it got in
 `<data dir>/plan.json` (atomic, 0600), so reminders and the patient's language survive a
@@ -32,6 +36,7 @@ log = logging.getLogger(__name__)
 PLAN_PATH = "/api/device/plan"
 PLAN_FILE = "plan.json"
 MAX_APPOINTMENTS = 50
+MAX_NAME_CHARS = 200  # the hub's limit on a display name
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ class PatientPlan:
             appt_id, starts = item.get("id"), item.get("starts_at")
             if not isinstance(appt_id, str) or not 0 < len(appt_id) <= 64:
                 raise BadInput("an appointment id must be text of 1 to 64 characters")
-            appointments.append(Appointment(appt_id, _time(starts)))
+            appointments.append(Appointment(appt_id, _time(starts), _caller(item)))
         return cls(language, spoken, auto, tuple(appointments))
 
     def to_json(self) -> dict[str, Any]:
@@ -77,10 +82,25 @@ class PatientPlan:
                 "auto_answer": self.auto_answer,
             },
             "appointments": [
-                {"id": a.id, "starts_at": a.starts_at.astimezone(UTC).isoformat()}
+                {
+                    "id": a.id,
+                    "starts_at": a.starts_at.astimezone(UTC).isoformat(),
+                    "clinician_name": a.caller,
+                }
                 for a in self.appointments
             ],
         }
+
+
+def _caller(item: dict[str, Any]) -> str | None:
+    name = item.get("clinician_name")
+    if name is None:
+        return None
+    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS:
+        raise BadInput(f"clinician_name must be text of at most {MAX_NAME_CHARS} characters")
+    # One line of plain words: no control characters from the hub reach the screen or voice.
+    name = " ".join("".join(ch if ch.isprintable() else " " for ch in name).split())
+    return name or None
 
 
 def _time(value: Any) -> datetime:

@@ -9,135 +9,25 @@ log), neither end has a candidate to offer, and no picture arrives.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import async_playwright
 
 from porchlight import chromium
-from porchlight.device.config import DeviceConfig
-from porchlight.hub.config import HubConfig
-from porchlight.hub.seed import seed_demo
-from porchlight.hub.server import HubServer
-from porchlight.kiosk.config import KioskConfig
-from porchlight.kiosk.core import KioskCore
-from porchlight.kiosk.credential import DeviceCredential
-from porchlight.kiosk.view import KioskState
 
-from .turn_support import Coturn
+from .turn_support import (
+    MANY_FRAMES,
+    PEER_STATE,
+    VIDEO_FRAMES,
+    Call,
+    Coturn,
+    candidate_types,
+    until,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
-
-SMALL = {"camera_width": 320, "camera_height": 180, "camera_fps": 15}
-
-# Keeps a reference to each peer connection the page makes, so the test can ask it for
-# getStats (the page's own code is untouched: this only observes).
-KEEP_PEER_CONNECTIONS = """
-window.__pcs = [];
-const NativePeerConnection = window.RTCPeerConnection;
-window.RTCPeerConnection = class extends NativePeerConnection {
-  constructor(...args) { super(...args); window.__pcs.push(this); }
-};
-"""
-
-PEER_STATE = """
-async () => {
-  const pc = window.__pcs[window.__pcs.length - 1];
-  if (!pc) return null;
-  const byId = new Map();
-  let pairId = null;
-  (await pc.getStats()).forEach((s) => {
-    byId.set(s.id, s);
-    if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
-  });
-  const pair = pairId ? byId.get(pairId) : null;
-  return {
-    policy: pc.getConfiguration().iceTransportPolicy,
-    connection: pc.connectionState,
-    gathering: pc.iceGatheringState,
-    local: pair ? byId.get(pair.localCandidateId).candidateType : null,
-    remote: pair ? byId.get(pair.remoteCandidateId).candidateType : null,
-    pairBytesReceived: pair ? pair.bytesReceived : 0,
-    localSdp: pc.localDescription ? pc.localDescription.sdp : "",
-    remoteSdp: pc.remoteDescription ? pc.remoteDescription.sdp : "",
-  };
-}
-"""
-
-VIDEO_FRAMES = """() => {
-  const v = document.querySelector('[data-testid=remote-video]');
-  return v ? v.getVideoPlaybackQuality().totalVideoFrames : 0;
-}"""
-
-
-MANY_FRAMES = """() => {
-  const v = document.querySelector('[data-testid=remote-video]');
-  return v && v.getVideoPlaybackQuality().totalVideoFrames > 30;
-}"""
-
-
-async def until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-    return value
-
-
-def candidate_types(sdp: str) -> list[str]:
-    return re.findall(r"a=candidate:.* typ (\w+)", sdp)
-
-
-class Call:
-    """coturn, the hub (relay-only, shared secret), a kiosk and the clinic page in Chromium."""
-
-    def __init__(self, tmp_path: Path, turn: Coturn, *, hub_secret: str, clock_offset_s: float):
-        self.tmp_path = tmp_path
-        self.turn = turn
-        config = HubConfig(
-            host="127.0.0.1",
-            data_dir=tmp_path / "hub",
-            ice_servers=[turn.url],
-            turn_secret=hub_secret,
-            turn_ttl_s=600,
-            ice_transport_policy="relay",
-        )
-        offset = timedelta(seconds=clock_offset_s)
-        self.hub = HubServer(config, port=0, clock=lambda: datetime.now(UTC) + offset).start()
-        assert self.hub.store is not None
-        self.seed = seed_demo(self.hub.store)
-        kiosk = KioskConfig(
-            data_dir=tmp_path / "kiosk",
-            ice_host_addresses=["127.0.0.1"],
-            device=DeviceConfig(simulate=True, speech=False, **SMALL),
-        )
-        seed, url = self.seed, self.hub.url
-        credential = DeviceCredential(url, seed.device_id, seed.patient_id, seed.device_token)
-        self.core = KioskCore(kiosk, credential=credential)
-
-    async def admit(self, page) -> None:
-        """The patient presses the button; the clinician logs in and admits them."""
-        await self.core.start()
-        await page.add_init_script(KEEP_PEER_CONNECTIONS)
-        await page.goto(self.hub.url + "/clinic")
-        await page.get_by_test_id("login-username").fill(self.seed.username)
-        await page.get_by_test_id("login-password").fill(self.seed.password)
-        await page.get_by_test_id("login-submit").click()
-        await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
-        await until(lambda: self.core.view.state == KioskState.IDLE, 20, "kiosk idle")
-        self.core.button_down()
-        self.core.button_up()
-        admit = page.locator("[data-testid^='admit-']")
-        await expect(admit).to_have_count(1, timeout=10_000)
-        await admit.click()
-
-    async def close(self) -> None:
-        await self.core.stop()
-        self.hub.stop()
 
 
 async def test_relay_only_call_through_coturn_video_both_ways(tmp_path: Path) -> None:

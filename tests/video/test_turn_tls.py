@@ -1,0 +1,136 @@
+"""TURN over TLS (`turns:`), what gets through clinic and home firewalls that pass only TLS.
+
+A real coturn listens for TLS with a certificate for 127.0.0.1 signed by a CA made for the
+test. The hub hands out only the `turns:` URL, relay-only. The kiosk trusts that CA through
+`kiosk.turn_ca_file` (verification stays on: the certificate's chain and its name are
+checked); Chromium, which has its own trust store, is told to accept exactly that server
+key (`--ignore-certificate-errors-spki-list`, a pin on one key, for this test only; a clinic
+uses a certificate from a CA its browsers already trust).
+
+With the right CA the call is relay to relay and both allocations were made over TLS. With a
+CA the server's certificate does not chain to, the kiosk refuses the server: no relayed
+candidate, no call, one clear log line, and no token, secret or credential in any log.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pytest
+from playwright.async_api import async_playwright
+
+from porchlight import chromium
+
+from .turn_support import (
+    MANY_FRAMES,
+    PEER_STATE,
+    VIDEO_FRAMES,
+    Call,
+    Coturn,
+    candidate_types,
+    make_tls,
+    until,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
+
+
+def tls_sessions(log: str) -> dict[str, str]:
+    """Caller kind ("kiosk", "clinic") → the TLS version coturn logged for its session."""
+    found = re.findall(
+        r"username=<\d+:(kiosk|clinic)-[0-9a-f]+>, lifetime=\d+, cipher=[^,]+, method=(TLSv[\d.]+)",
+        log,
+    )
+    return dict(found)
+
+
+async def test_relay_only_call_over_turns_with_the_clinics_own_ca(tmp_path: Path) -> None:
+    tls = make_tls(tmp_path / "tls")
+    with Coturn(tmp_path / "turn", tls=tls) as turn:
+        call = Call(
+            tmp_path,
+            turn,
+            hub_secret=turn.secret,
+            clock_offset_s=0,
+            ice_url=turn.turns_url,
+            kiosk={"turn_ca_file": tls.ca_cert},
+        )
+        try:
+            async with async_playwright() as pw:
+                pin = f"--ignore-certificate-errors-spki-list={tls.spki_sha256}"
+                browser = await chromium.launch(pw, pin)
+                page = await browser.new_page()
+                await call.admit(page)
+                await page.wait_for_function(MANY_FRAMES, timeout=30_000)
+                await until(lambda: call.core.status()["frames_received"] > 20, 30, "kiosk frames")
+                state = await page.evaluate(PEER_STATE)
+                await browser.close()
+        finally:
+            await call.close()
+        log = turn.log()
+
+    assert state["policy"] == "relay" and state["connection"] == "connected"
+    assert (state["local"], state["remote"]) == ("relay", "relay")
+    assert state["relayProtocol"] == "tls"  # Chromium reached coturn over TLS
+    assert state["pairBytesReceived"] > 10_000
+    assert set(candidate_types(state["remoteSdp"])) == {"relay"}  # the kiosk's offer
+    assert set(candidate_types(state["localSdp"])) == {"relay"}  # Chromium's answer
+    # Both allocations were made on TLS connections (coturn names the TLS version).
+    assert set(tls_sessions(log)) == {"kiosk", "clinic"}
+
+
+async def test_kiosk_refuses_a_turns_server_whose_certificate_it_does_not_trust(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    served = make_tls(tmp_path / "tls")
+    other_ca = make_tls(tmp_path / "other", label="another-clinic")
+    caplog.set_level(logging.DEBUG)
+    with Coturn(tmp_path / "turn", tls=served) as turn:
+        call = Call(
+            tmp_path,
+            turn,
+            hub_secret=turn.secret,
+            clock_offset_s=0,
+            ice_url=turn.turns_url,
+            kiosk={"turn_ca_file": other_ca.ca_cert},
+        )
+        try:
+            async with async_playwright() as pw:
+                pin = f"--ignore-certificate-errors-spki-list={served.spki_sha256}"
+                browser = await chromium.launch(pw, pin)
+                page = await browser.new_page()
+                await call.admit(page)
+                refused = await until(
+                    lambda: [r for r in caplog.records if "refused the TURN server" in r.message],
+                    30,
+                    "the kiosk to refuse the TURN server's certificate",
+                )
+                # The clinic page did get its relay (so only the kiosk's side is missing).
+                await until(lambda: "clinic" in tls_sessions(turn.log()), 30, "clinic relay")
+                await page.wait_for_function(
+                    "() => window.__pcs.length > 0 &&"
+                    " window.__pcs[window.__pcs.length - 1].iceGatheringState === 'complete'",
+                    timeout=20_000,
+                )
+                state = await page.evaluate(PEER_STATE)
+                frames = await page.evaluate(VIDEO_FRAMES)
+                kiosk_frames = call.core.status()["frames_received"]
+                await browser.close()
+        finally:
+            await call.close()
+        log = turn.log()
+
+    message = refused[0].getMessage()
+    assert refused[0].levelno == logging.ERROR
+    assert f"127.0.0.1:{turn.tls_port}" in message and "turn_ca_file" in message
+    assert "certificate" in message  # OpenSSL's reason: the chain does not verify
+    # No relayed candidate on the kiosk's side, so nothing to connect.
+    assert candidate_types(state["remoteSdp"]) == []
+    assert state["connection"] != "connected" and frames == 0 and kiosk_frames == 0
+    assert "kiosk" not in tls_sessions(log)
+    # Nothing secret in what the kiosk (and everything else in this process) logged.
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert call.seed.device_token not in logged and turn.secret not in logged
+    assert not re.search(r"\d{10}:kiosk-[0-9a-f]+", logged)  # no TURN username either

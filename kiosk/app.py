@@ -244,7 +244,7 @@ class KioskApp(App):
         panel.headline.text = v.headline
         panel.detail.text = v.detail
         panel.icon.state = v.state.value
-        panel.button.font_size = (
+        panel.button.biggest = (
             theme.HOME_BUTTON_PX
             if v.state in (KioskState.IDLE, KioskState.RINGING)
             else theme.BUTTON_PX

@@ -21,6 +21,9 @@ BODY_MIN_PX = 32  # no body text smaller than this, anywhere
 BUTTON_MIN_PX = 48  # no button text smaller than this
 
 HEADLINE_PX = 44
+# The key words of a screen with a button (e.g. "Nurse Patel will call you at 2:30 today"):
+# as big as button text, wrapping over lines for a long name.
+KEY_HEADLINE_PX = 48
 DETAIL_PX = 34
 # On a screen with no button the words have the whole screen, so they get bigger.
 ROOMY_HEADLINE_PX = 56

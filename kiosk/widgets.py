@@ -8,6 +8,7 @@ piece of text against what is really behind it.
 from __future__ import annotations
 
 import numpy
+from kivy.core.text import Label as CoreLabel
 from kivy.graphics import Color, Ellipse, Line, Rectangle
 from kivy.graphics.texture import Texture
 from kivy.properties import (
@@ -57,6 +58,9 @@ class BigButton(Label):
     bg_color = ColorProperty(theme.rgba(theme.CALL.fill))
     fill_color = ColorProperty(theme.rgba(theme.CALL.fill))
     ring_color = ColorProperty(theme.rgba(theme.INK))
+    # > 0: the words are this big if they fit the button, else as big as fits, never under
+    # BUTTON_MIN_PX (a long headline above, e.g. a long name, leaves the button less room).
+    biggest = NumericProperty(0)
 
     __events__ = ("on_press_down", "on_press_up")
 
@@ -64,7 +68,30 @@ class BigButton(Label):
         self._touches: set[int] = set()
         super().__init__(**kwargs)
         self.bind(intent=self._restyle, enabled=self._restyle, pressed=self._restyle)
+        self.bind(biggest=self._fit, text=self._fit, size=self._fit, padding=self._fit)
         self._restyle()
+
+    def _fit(self, *_args) -> None:
+        if self.biggest <= 0:
+            return
+        room_w = self.width - 2 * theme.MARGIN
+        room_h = self.height - self.padding[1] - self.padding[3]
+        size = self.biggest
+        if room_w > 0 and room_h > 0 and self.text:
+            while size > theme.BUTTON_MIN_PX:
+                measure = CoreLabel(
+                    text=self.text,
+                    font_size=size,
+                    font_name=self.font_name,
+                    bold=self.bold,
+                    text_size=(room_w, None),
+                    halign=self.halign,
+                )
+                measure.refresh()
+                if measure.texture.height <= room_h:
+                    break
+                size = max(theme.BUTTON_MIN_PX, size - 4)
+        self.font_size = size
 
     def _restyle(self, *_args) -> None:
         intent = self.intent if self.enabled else theme.INACTIVE

@@ -38,7 +38,7 @@ from porchlight.kiosk.widgets import BigButton, LightLamp, LinkBars, StateIcon
 from .ui_patient import core_at, screens
 
 NOW = datetime(2025, 3, 4, 9, 30, tzinfo=UTC)
-APPOINTMENT = Appointment("a1", datetime(2025, 3, 4, 14, 30, tzinfo=UTC))
+APPOINTMENT = Appointment("a1", datetime(2025, 3, 4, 14, 30, tzinfo=UTC), "Nurse Priya Shah")
 SCREENS = list(screens(""))
 
 

@@ -4,7 +4,9 @@ A real WebRTC peer (aiortc) with a test-pattern camera and a tone, speaking the 
 as the clinic page. It sends and receives like the kiosk (kiosk/adaptive_media.py: the
 bandwidth ladder, the receive-side fixes) unless `adaptive=False` (stock aiortc, for the
 benchmarks' comparison); a fresh offer for the call replaces the connection (the kiosk
-getting a dropped call back), and the kiosk's link reports are kept. It is the clinician's
+getting a dropped call back), and the kiosk's link reports are kept. Like the clinic page, it
+asks the hub for its ICE servers and transport policy for each connection (fresh TURN
+credentials; relay-only when the hub says so). It is the clinician's
 twin for integration tests and benchmarks, and lets support staff check a kiosk's call path
 end to end without a person at the other end.
 """
@@ -28,11 +30,14 @@ from aiortc.mediastreams import MediaStreamError
 from porchlight.device.audio import open_microphone
 from porchlight.device.camera import open_camera
 from porchlight.device.config import DeviceConfig
-from porchlight.errors import HubRefused, NotAuthorised
+from porchlight.errors import HubRefused, NotAuthorised, TransportFailed
+from porchlight.ice_servers import IceSettings, fetch_ice_settings
 from porchlight.kiosk import rtc
 from porchlight.kiosk.adaptive_media import AdaptiveMedia
 from porchlight.kiosk.hub_link import _NoDebug
 from porchlight.protocol import CLINIC_WS_PATH, SESSION_COOKIE, ClinicianSays, HubToClinician
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,6 +54,8 @@ class CallRecord:
     frame_size: tuple[int, int] | None = None
     ended: str | None = None
     offers: int = 0  # more than one: the kiosk reconnected the call's media
+    offer_sdp: str = ""  # the kiosk's latest offer and this peer's answer to it
+    answer_sdp: str = ""
     link_reports: list[dict[str, Any]] = field(default_factory=list)  # the kiosk's `stats`
     # With record_frames: (time, width, height) of every decoded video frame, and the time of
     # every decoded audio frame (for freeze and audio-gap figures).
@@ -83,11 +90,14 @@ class ClinicianPeer:
         self._reader: asyncio.Task[None] | None = None
         self.waiting_seen_at: dict[str, float] = {}
         self.media: AdaptiveMedia | None = None
+        self._http = requests.Session()  # carries the login's session cookie
+        # The ICE settings of the latest connection (what the hub handed out for it).
+        self.ice: IceSettings | None = None
 
     # ------------------------------------------------------------ connection
 
     def _login(self) -> str:
-        response = requests.post(
+        response = self._http.post(
             f"{self.hub_url}/api/login",
             json={"username": self.username, "password": self.password},
             timeout=10,
@@ -110,6 +120,7 @@ class ClinicianPeer:
 
     async def close(self) -> None:
         await self._close_call()
+        self._http.close()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -181,7 +192,14 @@ class ClinicianPeer:
         self.call.call_id = call_id
         self.call.offers += 1
         await self._close_call()  # a fresh offer for this call: it replaces the connection
-        pc = rtc.new_peer_connection([])
+        self.call.offer_sdp = sdp
+        try:
+            ice = await asyncio.to_thread(fetch_ice_settings, self._http, self.hub_url)
+        except (TransportFailed, NotAuthorised) as exc:
+            log.error("not answering the kiosk's offer: %s", exc)
+            return
+        self.ice = ice
+        pc = rtc.new_peer_connection(ice.servers, ice.policy)
         self._pc = pc
         media = AdaptiveMedia(pc) if self.adaptive else None
         self.media = media
@@ -201,6 +219,7 @@ class ClinicianPeer:
         answer = await rtc.complete_answer(
             pc, sdp, self.host_addresses, prepare=media.prepare if media else lambda: None
         )
+        self.call.answer_sdp = answer
         await self._send({"type": ClinicianSays.ANSWER, "call_id": call_id, "sdp": answer})
 
     async def _consume(self, track: MediaStreamTrack) -> None:

@@ -5,7 +5,18 @@
 // message as a "porchlight:message" event on the document. Protocol: docs/protocol.md.
 
 import { send } from "./clinic.js";
-import { PICK_BOTH, book, startsAt, todayValue, when } from "./booking.js";
+import {
+  PICK_BOTH,
+  PICK_CALLER,
+  book,
+  clinicians,
+  fillCallers,
+  myUsername,
+  startsAt,
+  todayValue,
+  when,
+  whoCalls,
+} from "./booking.js";
 import { api, el, messageOf } from "./http.js";
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
@@ -83,7 +94,12 @@ function renderAppointments() {
         "li",
         { class: "appointment", testid: `appointment-${appt.appointment_id}`, "data-status": appt.status },
         el("span", { class: "appointment-time" }, appt.kind === "unscheduled" ? "—" : clock(appt.starts_at)),
-        el("span", { class: "appointment-name" }, appt.patient_name),
+        el(
+          "span",
+          { class: "appointment-name" },
+          appt.patient_name,
+          el("span", { class: "appointment-caller", testid: "appointment-caller" }, whoCalls(appt)),
+        ),
         el("span", { class: "appointment-status", testid: "appointment-status" }, STATUS_TEXT[appt.status] || appt.status),
         el("span", { class: "appointment-actions" }, ...callControls(appt)),
       ),
@@ -250,6 +266,8 @@ function bookingForm() {
   const select = el("select", { id: "care-book-patient", testid: "care-book-patient", required: "" });
   const date = el("input", { id: "care-book-date", type: "date", required: "", testid: "care-book-date" });
   const time = el("input", { id: "care-book-time", type: "time", step: "300", required: "", testid: "care-book-time" });
+  const caller = el("select", { id: "care-book-caller", testid: "care-book-caller", required: "" });
+  caller.append(el("option", { value: "" }, "Choose the patient first"));
   const error = el("p", { class: "form-error", role: "alert", testid: "care-book-error" });
   const saved = el("p", { class: "care-book-saved", role: "status", testid: "care-book-saved" });
   error.hidden = true;
@@ -265,6 +283,7 @@ function bookingForm() {
       el("div", { class: "care-book-field" }, el("label", { for: "care-book-patient" }, "Patient"), select),
       el("div", { class: "care-book-field" }, el("label", { for: "care-book-date" }, "Date"), date),
       el("div", { class: "care-book-field" }, el("label", { for: "care-book-time" }, "Time"), time),
+      el("div", { class: "care-book-field" }, el("label", { for: "care-book-caller" }, "Who will call"), caller),
       el("button", { type: "submit", class: "button button-primary", testid: "care-book-submit" }, "Book appointment"),
       close,
     ),
@@ -272,6 +291,15 @@ function bookingForm() {
     saved,
   );
   form.hidden = true;
+  select.addEventListener("change", async () => {
+    // Who may call is the chosen patient's care team's clinicians; me first if I am one.
+    const patientId = select.value;
+    if (!patientId) return;
+    const [list, me] = await Promise.all([clinicians(patientId), myUsername()]);
+    if (select.value !== patientId) return; // another patient chosen meanwhile
+    if (list === null) return show(error, "The care team's clinicians could not be loaded. Try again.");
+    fillCallers(caller, list, me);
+  });
   const show = (box, text) => {
     box.textContent = text || "";
     box.hidden = !text;
@@ -285,10 +313,12 @@ function bookingForm() {
     show(saved, "");
     if (!select.value) return show(error, "Choose the patient.");
     if (!startsAt(date.value, time.value)) return show(error, PICK_BOTH);
-    const result = await book(select.value, date.value, time.value);
+    if (!caller.value && caller.options.length > 1) return show(error, PICK_CALLER);
+    const result = await book(select.value, date.value, time.value, caller.value);
     if (!result.ok) return show(error, messageOf(result, "The appointment could not be booked."));
     show(error, "");
-    show(saved, `Booked: ${result.body.patient_name}, ${when(result.body.starts_at)}. Their kiosk shows it now.`);
+    const who = whoCalls(result.body);
+    show(saved, `Booked: ${result.body.patient_name}, ${when(result.body.starts_at)}${who ? `; ${who}` : ""}. Their kiosk shows it now.`);
     time.value = "";
     await refresh();
   });
@@ -316,6 +346,7 @@ async function openBooking() {
     ),
   );
   select.value = chosen;
+  if (select.value) select.dispatchEvent(new Event("change")); // its callers again
   select.focus();
 }
 

@@ -3,7 +3,20 @@
 // Everything shown comes from the hub's API; no patient data is kept in the browser.
 
 import { api, el, messageOf as message } from "./http.js";
-import { PICK_BOTH, book, cancel, move, startsAt, todayValue, when } from "./booking.js";
+import {
+  PICK_BOTH,
+  PICK_CALLER,
+  book,
+  cancel,
+  clinicians,
+  fillCallers,
+  move,
+  myUsername,
+  startsAt,
+  todayValue,
+  when,
+  whoCalls,
+} from "./booking.js";
 
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 
@@ -254,7 +267,20 @@ async function openPanel(patientId) {
   $("patient-panel").hidden = false;
   $("patient-panel").scrollIntoView({ block: "start" });
   $("book-date").focus();
-  await Promise.all([loadUpcoming(), loadSettings()]);
+  await Promise.all([loadCallers(), loadUpcoming(), loadSettings()]);
+}
+
+async function loadCallers() {
+  const panel = state.panel;
+  const [list, me] = await Promise.all([clinicians(panel.patientId), myUsername()]);
+  if (state.panel !== panel) return;
+  if (list === null) {
+    showIn("book-error", "The care team's clinicians could not be loaded. Try again.");
+    return;
+  }
+  panel.callers = list;
+  panel.me = me;
+  fillCallers($("book-caller"), list, me);
 }
 
 function closePanel() {
@@ -281,7 +307,12 @@ function drawUpcoming(appointments) {
 
 function upcomingItem(appt) {
   const item = el("li", { class: "upcoming-item", testid: "upcoming-item", "data-appointment-id": appt.appointment_id });
-  const text = el("span", { class: "upcoming-when", testid: "upcoming-when" }, when(appt.starts_at));
+  const text = el(
+    "span",
+    { class: "upcoming-when", testid: "upcoming-when" },
+    when(appt.starts_at),
+    el("span", { class: "upcoming-caller", testid: "upcoming-caller" }, whoCalls(appt)),
+  );
   const status = appt.status === "due" ? el("span", { class: "pill pill-ok" }, "due now") : "";
   const moveButton = el("button", { type: "button", class: "button button-quiet", testid: "move-button" }, "Move");
   const cancelButton = el("button", { type: "button", class: "button button-quiet", testid: "cancel-button" }, "Cancel");
@@ -296,14 +327,17 @@ function upcomingItem(appt) {
     const time = el("input", { type: "time", step: "300", "aria-label": "New time", testid: "move-time" });
     date.value = todayValue(d);
     time.value = d.toTimeString().slice(0, 5);
-    const save = el("button", { type: "submit", class: "button button-primary", testid: "move-save" }, "Save new time");
+    const caller = el("select", { "aria-label": "Who will call", testid: "move-caller" });
+    const panel = state.panel;
+    fillCallers(caller, (panel && panel.callers) || [], panel && panel.me, appt.clinician || "");
+    const save = el("button", { type: "submit", class: "button button-primary", testid: "move-save" }, "Save changes");
     const keep = el("button", { type: "button", class: "button button-quiet", testid: "move-keep" }, "Keep");
-    const form = el("form", { class: "move-form", novalidate: "" }, date, time, save, keep);
+    const form = el("form", { class: "move-form", novalidate: "" }, date, time, caller, save, keep);
     keep.addEventListener("click", () => loadUpcoming());
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       if (!startsAt(date.value, time.value)) return showError(error, PICK_BOTH);
-      const result = await move(appt.appointment_id, date.value, time.value);
+      const result = await move(appt.appointment_id, date.value, time.value, caller.value);
       if (!result.ok) return showError(error, message(result, "The appointment could not be moved."));
       await loadUpcoming();
     });
@@ -342,13 +376,19 @@ async function bookAppointment(event) {
     showIn("book-error", PICK_BOTH);
     return;
   }
-  const result = await book(panel.patientId, date, time);
+  const caller = $("book-caller").value;
+  if (!caller && (panel.callers || []).length > 0) {
+    showIn("book-error", PICK_CALLER);
+    return;
+  }
+  const result = await book(panel.patientId, date, time, caller);
   if (!result.ok) {
     showIn("book-error", message(result, "The appointment could not be booked."));
     return;
   }
   showIn("book-error", "");
-  showIn("book-saved", `Booked: ${when(result.body.starts_at)}. The kiosk shows it now.`);
+  const who = whoCalls(result.body);
+  showIn("book-saved", `Booked: ${when(result.body.starts_at)}${who ? `; ${who}` : ""}. The kiosk shows it now.`);
   $("book-time").value = "";
   await loadUpcoming();
 }

@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 from pathlib import Path
 
 import pytest
 from playwright.async_api import async_playwright
 
 from porchlight import chromium
+from porchlight.errors import ConfigError
+from porchlight.kiosk import rtc
+from porchlight.kiosk.config import KioskConfig, load_kiosk_config
+from porchlight.kiosk.core import KioskCore
 
 from .turn_support import (
     MANY_FRAMES,
@@ -134,3 +139,21 @@ async def test_kiosk_refuses_a_turns_server_whose_certificate_it_does_not_trust(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert call.seed.device_token not in logged and turn.secret not in logged
     assert not re.search(r"\d{10}:kiosk-[0-9a-f]+", logged)  # no TURN username either
+
+
+def test_the_kiosks_ca_setting_keeps_verification_on_and_a_bad_file_stops_it_starting(
+    tmp_path: Path,
+) -> None:
+    tls = make_tls(tmp_path / "tls")
+    context = rtc.turn_tls_context(tls.ca_cert)
+    assert context is not None
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert rtc.turn_tls_context(None) is None  # the system's CAs, as aioice does by itself
+    env = {"PORCHLIGHT_KIOSK_TURN_CA_FILE": str(tls.ca_cert)}
+    assert load_kiosk_config(env=env, data_dir=tmp_path / "kiosk").turn_ca_file == tls.ca_cert
+
+    not_pem = tmp_path / "not-a-ca.pem"
+    not_pem.write_text("this is not a certificate\n")
+    for bad in (tmp_path / "missing.pem", not_pem):
+        with pytest.raises(ConfigError, match=r"kiosk\.turn_ca_file .* CA certificate"):
+            KioskCore(KioskConfig(data_dir=tmp_path / "kiosk", turn_ca_file=bad))

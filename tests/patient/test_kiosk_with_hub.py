@@ -91,11 +91,18 @@ async def test_a_booking_ten_minutes_ahead_is_shown_and_reminded(hub, kiosk_conf
     assert r.status_code == 201, r.text
     core = await started(hub, kiosk_config)
     try:
+        # The team's only clinician will call, named as the team shows them to patients.
         await wait_until(
-            lambda: core.view.headline.startswith("Your nurse will call at"), 5, "the line"
+            lambda: core.view.headline.startswith("Nurse Priya Shah will call you at"),
+            5,
+            "the line",
         )
         await core.device.speaker.wait_until(
-            lambda s: any("minutes. The button will call your nurse" in t for t in s.said), 5
+            lambda s: any(
+                t.startswith("Nurse Priya Shah will call you at") and "minutes. Press" in t
+                for t in s.said
+            ),
+            5,
         )
         assert core.device.light.pattern == "reminder"
     finally:

@@ -17,9 +17,9 @@ from porchlight.protocol import WAITING_GRACE_S
 SECTION = "hub"
 
 # How long a minted TURN credential lets its holder make allocations (docs/turn.md). coturn
-# checks it only when allocating, and the kiosk reuses its admission's credential when it gets
-# a dropped call back, so it must outlive the longest consultation; beyond that it only widens
-# the window in which a copied credential could use the relay.
+# checks it only when allocating, and every peer fetches fresh ones for a new connection; the
+# 3 h default dates from kiosks that reused their admission's credential for a dropped call,
+# and a longer lifetime only widens the window in which a copied credential could be used.
 TURN_TTL_S = 3 * 3600.0
 _MIN_TURN_SECRET = 16
 

@@ -4,8 +4,9 @@ The hub and coturn share one secret. For each caller the hub mints a username
 "<expiry unix time>:<opaque label>" and a password base64(HMAC-SHA1(secret, username));
 coturn recomputes the HMAC and refuses a username whose time has passed. coturn checks the
 time only when an allocation is made (an allocation in use outlives it), so the lifetime
-must cover the longest gap between minting and the last allocation made with it: the kiosk
-reuses its admission's credentials when it gets a dropped call back (docs/turn.md).
+must cover the gap between minting and the allocations made with it: every peer asks for
+fresh credentials for each new connection, including the kiosk getting a dropped call back
+(docs/turn.md).
 
 The label appears in coturn's logs, so it is a random id, never a patient's name or id.
 No clock of its own (time passed in) and no I/O; only new_label draws random bytes.

@@ -6,8 +6,15 @@ lines: commands on stdin, events on stdout, a final report in `--out`):
 - `clinic` (the hub's namespace): the real hub on the lab address, seeded with the demo
   accounts, and the clinician twin (porchlight/clinician_peer.py), which admits the first
   patient who waits and logs every frame of the kiosk's picture and sound it decodes.
+  `still` asks for a still and waits for it whole; `ask-still` only asks, `await-still
+  <request_id> taken|progress|ready <timeout>` waits for that stage and answers with the
+  clinician's messages about that still, `hub-stills` gives the hub's own rows of the
+  patient's stills, `fetch-still <id>` the patient's list and the JPEG as the clinic page
+  loads them.
 - `kiosk` (the kiosk's namespace): the real KioskCore (simulated button, test-pattern camera,
-  tone), ICE on the lab address. `press` presses its button. It samples itself every 100 ms
+  tone), ICE on the lab address, its data (credential, outbox) in `<data>/kiosk`, so a kiosk
+  SIGKILLed and started again on the same `--data` keeps its outbox. `press` presses its
+  button; `outbox` says what its outbox still holds. It samples itself every 100 ms
   (frames of the clinician's picture and sound decoded, rung, link word) and, at the end,
   reports every ladder input and decision of the call (the recorded traces of tests/video).
 - `peer` (either namespace): one side of a bare call with signalling through the
@@ -16,7 +23,8 @@ lines: commands on stdin, events on stdout, a final report in `--out`):
   (headless Chromium, fake camera, its own congestion control).
 
 `CallLab` (for tests and bench/video_adapt.py) opens a NetLab, starts the clinic and kiosk
-roles, presses the button, and hands back their reports; `PeerPair` does the same for two
+roles, presses the button, and hands back their reports (it can also SIGKILL the kiosk
+role and start it again on the same data); `PeerPair` does the same for two
 `peer`s. Everything is torn down on exit, namespaces included.
 """
 
@@ -26,6 +34,7 @@ import argparse
 import asyncio
 import contextlib
 import faulthandler
+import hashlib
 import json
 import logging
 import os
@@ -35,6 +44,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +125,21 @@ async def clinic_role(args: argparse.Namespace) -> None:
             while line != "stop":
                 if line == "still":
                     emit(event="still", **await take_still(clinician, server.url, seed))
+                elif line == "ask-still":
+                    request_id = uuid.uuid4().hex
+                    await clinician.request({"type": "take_still", "request_id": request_id})
+                    emit(event="still_asked", request_id=request_id, at=time.monotonic())
+                elif line.startswith("await-still "):
+                    _, request_id, stage, timeout = line.split()
+                    got = await still_stage(clinician, request_id, stage, float(timeout))
+                    emit(event="still_stage", **got)
+                elif line == "hub-stills":
+                    rows = await asyncio.to_thread(hub_still_rows, server, seed.patient_id)
+                    emit(event="hub_stills", rows=rows)
+                elif line.startswith("fetch-still "):
+                    still_id = line.split(maxsplit=1)[1]
+                    got = await asyncio.to_thread(fetch_still, server.url, seed, still_id)
+                    emit(event="fetched_still", **got)
                 elif line == "status":
                     emit(
                         event="status",
@@ -215,6 +240,8 @@ async def kiosk_role(args: argparse.Namespace) -> None:
                 core.button_up()
             elif line == "status":
                 emit(event="status", **_jsonable(core.status()))
+            elif line == "outbox":
+                emit(event="outbox", **await outbox_status(core))
             elif line == "debug":  # where everything is: threads and tasks, to the log
                 faulthandler.dump_traceback(all_threads=True)
                 for task in asyncio.all_tasks():
@@ -235,6 +262,19 @@ async def kiosk_role(args: argparse.Namespace) -> None:
         Path(args.out).write_text(json.dumps(report))
         await core.stop()
         emit(event="stopped")
+
+
+async def outbox_status(core: Any) -> dict[str, Any]:
+    """Whether the kiosk has its outbox open, and the stills in it the hub has not taken."""
+    records = core.records
+    if records is None:
+        return {"open": False}
+    status = await asyncio.to_thread(records.outbox.status, time.time())
+    return {
+        "open": True,
+        "stills_pending": status.stills_pending,
+        "still_bytes_left": status.still_bytes_left,
+    }
 
 
 def _jsonable(status: dict[str, Any]) -> dict[str, Any]:
@@ -490,11 +530,6 @@ async def take_still(clinician: Any, hub_url: str, seed: Any) -> dict[str, Any]:
     """Ask for a still as the clinic page does; times (monotonic) of asking, of the kiosk's
     still_taken, of each still_progress, of still_ready, and of the JPEG fetched whole (what
     the page shows), with its size and SHA-256 as served."""
-    import hashlib
-    import uuid
-
-    import requests
-
     request_id = uuid.uuid4().hex
     seen = len(clinician.stills)
     asked = time.monotonic()
@@ -516,18 +551,82 @@ async def take_still(clinician: Any, hub_url: str, seed: Any) -> dict[str, Any]:
         seen = len(clinician.stills)
 
     def fetch() -> bytes:
-        with requests.Session() as http:
-            login = {"username": seed.username, "password": seed.password}
-            http.post(f"{hub_url}/api/login", json=login, timeout=30).raise_for_status()
-            response = http.get(hub_url + out["url"], timeout=120)
-            response.raise_for_status()
-            return response.content
+        (response,) = clinician_get(hub_url, seed, out["url"])
+        response.raise_for_status()
+        return response.content
 
     body = await asyncio.to_thread(fetch)
     out["shown_at"] = time.monotonic()
     out["served_bytes"] = len(body)
     out["sha256"] = hashlib.sha256(body).hexdigest()
     return out
+
+
+STILL_STAGES = {"taken": "still_taken", "progress": "still_progress", "ready": "still_ready"}
+
+
+async def still_stage(
+    clinician: Any, request_id: str, stage: str, timeout: float
+) -> dict[str, Any]:
+    """Wait (up to `timeout` s) until the clinician has been told the still asked for with
+    `request_id` reached `stage`; whether it did, and every message about it, in order."""
+    kind = STILL_STAGES[stage]
+
+    def about_it() -> list[dict[str, Any]]:
+        taken = [
+            m
+            for m in clinician.stills
+            if m.get("type") == "still_taken" and m.get("request_id") == request_id
+        ]
+        if not taken:
+            return []
+        still_id = taken[0]["still_id"]
+        return [m for m in clinician.stills if m.get("still_id") == still_id]
+
+    def reached() -> bool:
+        return any(m["type"] == kind for m in about_it())
+
+    with contextlib.suppress(TimeoutError):
+        await clinician.wait_for(reached, timeout)
+    return {"reached": reached(), "messages": about_it()}
+
+
+def clinician_get(hub_url: str, seed: Any, *paths: str) -> list[Any]:
+    """GET each path as the seeded clinician (logged in once), as the clinic page does."""
+    import requests
+
+    with requests.Session() as http:
+        login = {"username": seed.username, "password": seed.password}
+        http.post(f"{hub_url}/api/login", json=login, timeout=30).raise_for_status()
+        return [http.get(hub_url + path, timeout=120) for path in paths]
+
+
+def fetch_still(hub_url: str, seed: Any, still_id: str) -> dict[str, Any]:
+    """The patient's stills as the clinic page lists them, and this one's JPEG as served:
+    status, size and SHA-256."""
+    listing, jpeg = clinician_get(
+        hub_url, seed, f"/api/patients/{seed.patient_id}/stills", f"/api/stills/{still_id}"
+    )
+    listing.raise_for_status()
+    return {
+        "listed": [s["still_id"] for s in listing.json()["stills"]],
+        "status": jpeg.status_code,
+        "content_type": jpeg.headers.get("content-type"),
+        "size": len(jpeg.content),
+        "sha256": hashlib.sha256(jpeg.content).hexdigest(),
+    }
+
+
+def hub_still_rows(server: Any, patient_id: str) -> list[dict[str, Any]]:
+    """Every still the hub's table holds for the patient, final or part-uploaded."""
+    from sqlalchemy import select
+
+    from porchlight.hub.stills import stills
+
+    columns = (stills.c.id, stills.c.state, stills.c.received, stills.c.size, stills.c.sha256)
+    with server.store.engine.connect() as conn:
+        rows = conn.execute(select(*columns).where(stills.c.patient_id == patient_id)).all()
+    return [dict(row._mapping) for row in rows]
 
 
 @dataclass
@@ -542,6 +641,7 @@ class CallLab:
     kiosk: Process | None = None
     clinic: Process | None = None
     reports: dict[str, Any] = field(default_factory=dict)
+    _restarts: int = 0
 
     def __enter__(self) -> CallLab:
         self.work.mkdir(parents=True, exist_ok=True)
@@ -556,17 +656,66 @@ class CallLab:
                 self.work / "clinic.log",
             )  # fmt: skip
             self.clinic.expect("ready", 60)
-            self.kiosk = Process(
-                lab, lab.kiosk_ns,
-                ["kiosk", "--addr", lab.kiosk_addr, "--data", str(self.work), "--camera",
-                 self.kiosk_camera, "--out", str(self.work / "kiosk.json")],
-                self.work / "kiosk.log",
-            )  # fmt: skip
-            self.kiosk.expect("ready", 60)
+            self.kiosk = self._start_kiosk(self.work / "kiosk.log")
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
+
+    def _start_kiosk(self, log: Path) -> Process:
+        lab = self.lab
+        kiosk = Process(
+            lab, lab.kiosk_ns,
+            ["kiosk", "--addr", lab.kiosk_addr, "--data", str(self.work), "--camera",
+             self.kiosk_camera, "--out", str(self.work / "kiosk.json")],
+            log,
+        )  # fmt: skip
+        kiosk.expect("ready", 60)
+        return kiosk
+
+    @property
+    def kiosk_data(self) -> Path:
+        """The kiosk role's data dir (credential, outbox): it outlives a killed kiosk."""
+        return self.work / "kiosk"
+
+    def outbox_still(self, still_id: str) -> dict[str, Any] | None:
+        """A still as the kiosk keeps it in its outbox file (read-only, so a kiosk killed or
+        running is not disturbed): the bytes, the SHA-256 it recorded, how far the hub got."""
+        import sqlite3
+
+        from porchlight.kiosk.outbox import OUTBOX_FILE
+
+        uri = f"file:{self.kiosk_data / OUTBOX_FILE}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            row = db.execute(
+                "SELECT data, size, sha256, uploaded FROM stills WHERE record_id=?", [still_id]
+            ).fetchone()
+        if row is None:
+            return None
+        data, size, sha256, uploaded = row
+        return {"data": data, "size": size, "sha256": sha256, "uploaded": uploaded}
+
+    def kill_kiosk(self) -> None:
+        """SIGKILL the kiosk role, as a power cut or a crash would end it: no clean-up, no
+        goodbye to the hub. (`ip netns exec` execs, so the pid is the kiosk's Python.)"""
+        assert self.kiosk is not None
+        self.kiosk.proc.send_signal(signal.SIGKILL)
+        self.kiosk.proc.wait(timeout=30)
+        self.kiosk.stop()  # only closes its log now
+        self.kiosk = None
+
+    def restart_kiosk(self) -> None:
+        """Start the kiosk role again on the same data dir; returns once it is running."""
+        assert self.kiosk is None, "kill_kiosk() first"
+        self._restarts += 1
+        self.kiosk = self._start_kiosk(self.work / f"kiosk-{self._restarts}.log")
+
+    def ask(self, role: str, line: str, kind: str, timeout: float = 30) -> dict[str, Any]:
+        """Send a command to the `clinic` or `kiosk` role and return its answer event."""
+        process = self.clinic if role == "clinic" else self.kiosk
+        assert process is not None
+        process.send(line)
+        return process.expect(kind, timeout)
 
     def status(self) -> dict[str, Any]:
         assert self.kiosk is not None

@@ -8,7 +8,8 @@ An entry is marked acknowledged only from the hub's per-record answer. A batch t
 may have been stored anyway; it is resent and the hub answers "duplicate", which also counts.
 
 Stills (issue 10): their bytes go up first, in chunks (`PUT /api/device/stills/{id}` with
-`Content-Range`), paced to the upload budget (`upload_pacing`), resuming from the offset the
+`Content-Range`), paced to the upload budget and chunk size (`upload_pacing`; during a call
+the link's headroom, `still_pacing`), resuming from the offset the
 hub confirmed; then the still's record goes in an ordinary batch, which commits it. Batches of
 ordinary records always go before the next chunk, so a long upload never holds them up.
 """
@@ -47,7 +48,7 @@ from porchlight.kiosk.sync_policy import (
     choose_batch,
     record_outcome,
 )
-from porchlight.kiosk.upload_pacing import TokenBucket, chunk_size, upload_budget
+from porchlight.kiosk.upload_pacing import TokenBucket, upload_budget
 from porchlight.protocol import DEVICE_STILLS_PATH, MAX_STILL_BYTES
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,8 @@ class SyncConfig:
     gzip: bool = True  # ~4x fewer bytes on a slow rural link, for a little CPU
     purge_every_s: float = 3600.0
     questionnaire_every_s: float = 900.0
-    # Upload budget for stills' bytes in bit/s (0: unpaced). The kiosk lowers it during a
-    # call (KioskRecords.set_upload_budget) so a still never starves the call.
+    # Upload budget for stills' bytes in bit/s (0: unpaced). The kiosk sets it to the link's
+    # headroom during a call (KioskRecords.set_upload_budget) so a still never starves the call.
     still_upload_bps: float = 0.0
 
     def policy(self) -> SyncPolicyConfig:
@@ -166,12 +167,13 @@ class SyncWorker:
         self._kicked.set()
         self._wake.set()
 
-    def set_upload_budget(self, bps: float | None) -> None:
+    def set_upload_budget(self, bps: float | None, chunk_bytes: int | None = None) -> None:
         """Pace stills' bytes to `bps` bit/s from now on (None: unpaced; below 8 kbit/s, even
-        0, counts as 8 kbit/s so a still keeps moving). Thread-safe."""
+        0, counts as 8 kbit/s so a still keeps moving), in chunks of `chunk_bytes` (None: half
+        a second of budget). Thread-safe."""
         rate = upload_budget(bps)
         with self._bucket_lock:
-            self._bucket.set_rate(rate, time.monotonic())
+            self._bucket.set_rate(rate, time.monotonic(), chunk_bytes)
         self._wake.set()
 
     @property
@@ -326,7 +328,7 @@ class SyncWorker:
         if upload.record_id not in self._checked:
             return self._check_upload(upload, now)
         with self._bucket_lock:  # the bucket runs on the monotonic clock: pacing, not dates
-            n = min(chunk_size(self._bucket.rate_bps), upload.size - upload.uploaded)
+            n = min(self._bucket.chunk, upload.size - upload.uploaded)
             wait = self._bucket.wait_s(n, time.monotonic())
             if wait > 0:
                 return wait
@@ -500,11 +502,13 @@ class KioskRecords:
         self.worker.kick()
         return record.id
 
-    def set_upload_budget(self, bps: float | None) -> None:
-        """Pace stills' bytes to `bps` bit/s (None: unpaced); e.g. a quarter of the call's
-        link estimate during a call, None after it. Below 8 kbit/s (even 0) counts as 8 kbit/s
-        so a still always arrives. ValueError for a negative or non-number. Cheap, thread-safe."""
-        self.worker.set_upload_budget(bps)
+    def set_upload_budget(self, bps: float | None, chunk_bytes: int | None = None) -> None:
+        """Pace stills' bytes to `bps` bit/s (None: unpaced) in chunks of `chunk_bytes` (None:
+        half a second of budget); during a call the link's headroom (kiosk/still_pacing.py),
+        None after it. Below 8 kbit/s (even 0) counts as 8 kbit/s so a still always arrives.
+        ValueError for a negative or non-number, or a chunk outside 1-32 KiB. Cheap,
+        thread-safe."""
+        self.worker.set_upload_budget(bps, chunk_bytes)
 
     def wait_sent(self, record_ids: list[str], timeout: float) -> bool:
         return self.worker.wait_acked(record_ids, timeout)

@@ -2,18 +2,20 @@
 
 Pure: time (`now`, seconds) is passed in. The sync worker asks `wait_s(n, now)` before it
 sends a chunk of `n` bytes and `take(n, now)` when it sends it; during a call the kiosk sets the
-budget to a share of the link estimate (`set_rate`) so a still never starves the call.
+budget and the chunk size to the link's headroom (`set_rate`, from kiosk/still_pacing.py) so a
+still never starves the call.
 
-Chunks are sized to about half a second of budget (4–32 KiB): a chunk leaves the kiosk at the
-link's full speed, so a big chunk on a slow link would queue the call's packets behind it for
-as long as it takes to send (32 KiB at 300 kbit/s is 0.9 s), however well the average is paced.
+Chunks are sized to about half a second of budget (1–32 KiB), or smaller when the caller says
+so: a chunk leaves the kiosk at the link's full speed, so a big chunk on a slow link would
+queue the call's packets behind it for as long as it takes to send (32 KiB at 300 kbit/s is
+0.9 s), however well the average is paced.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-MIN_CHUNK = 4 * 1024
+MIN_CHUNK = 1024  # one TCP segment's worth: a rural line's router queue holds ~8 kB
 MAX_CHUNK = 32 * 1024
 CHUNK_SECONDS = 0.5  # a chunk is about this much of the budget
 # What one PUT costs on the wire besides its chunk (request line, headers, TCP/IP, the answer),
@@ -45,20 +47,27 @@ def chunk_size(rate_bps: float | None) -> int:
 class TokenBucket:
     """Bytes may go when the bucket holds them; it fills at `rate_bps / 8` bytes a second up to
     one chunk and its overhead (so an idle spell never saves up a burst of several chunks).
-    `rate_bps=None` means unpaced."""
+    `rate_bps=None` means unpaced; `chunk_bytes=None` means chunks of `chunk_size(rate_bps)`."""
 
     rate_bps: float | None = None
     tokens: float | None = None  # None: full
     updated_at: float | None = None
+    chunk_bytes: int | None = None
 
     def __post_init__(self) -> None:
         _check_rate(self.rate_bps)
+        _check_chunk(self.chunk_bytes)
         if self.tokens is None:
             self.tokens = float(self.burst)
 
     @property
+    def chunk(self) -> int:
+        """Bytes per PUT now."""
+        return chunk_size(self.rate_bps) if self.chunk_bytes is None else self.chunk_bytes
+
+    @property
     def burst(self) -> int:
-        return self.cost(chunk_size(self.rate_bps))
+        return self.cost(self.chunk)
 
     def _refill(self, now: float) -> None:
         if self.updated_at is not None and self.rate_bps is not None and now > self.updated_at:
@@ -66,11 +75,14 @@ class TokenBucket:
             self.tokens = min(float(self.burst), self.tokens + gained)
         self.updated_at = now  # a clock that went back earns nothing, and stalls nothing
 
-    def set_rate(self, rate_bps: float | None, now: float) -> None:
-        """A new budget from now on; what was saved up is kept, capped to the new burst."""
+    def set_rate(self, rate_bps: float | None, now: float, chunk_bytes: int | None = None) -> None:
+        """A new budget (and chunk size, None: `chunk_size(rate_bps)`) from now on; what was
+        saved up is kept, capped to the new burst."""
         _check_rate(rate_bps)
+        _check_chunk(chunk_bytes)
         self._refill(now)
         self.rate_bps = rate_bps
+        self.chunk_bytes = chunk_bytes
         self.tokens = min(self.tokens, float(self.burst))
 
     @staticmethod
@@ -99,3 +111,10 @@ class TokenBucket:
 def _check_rate(rate_bps: float | None) -> None:
     if rate_bps is not None and not (isinstance(rate_bps, int | float) and rate_bps > 0):
         raise ValueError("the upload budget must be a positive number of bit/s, or None")
+
+
+def _check_chunk(chunk_bytes: int | None) -> None:
+    if chunk_bytes is not None and not (
+        isinstance(chunk_bytes, int) and MIN_CHUNK <= chunk_bytes <= MAX_CHUNK
+    ):
+        raise ValueError(f"a chunk must be {MIN_CHUNK}-{MAX_CHUNK} bytes, or None")

@@ -32,6 +32,7 @@ from porchlight.kiosk.hub_link import HubLink, LinkDown, LinkEvent, LinkRefused,
 from porchlight.kiosk.ladder import LadderConfig, Rung
 from porchlight.kiosk.link_probe import LinkProbe
 from porchlight.kiosk.patient_care import HELP_NOT_SENT, PLAN_CHANGED, RING_ACCEPT, PatientCare
+from porchlight.kiosk.still_pacing import StillPace, StillPacer, call_load
 from porchlight.kiosk.sync import KioskRecords, open_records
 from porchlight.kiosk.view import KioskView, LatestFrame
 from porchlight.kiosk.view_region import Region
@@ -45,9 +46,8 @@ PLAN_EVERY_S = 300.0  # fetch the patient's plan this often (and on reconnect, a
 MEDIA_QUIET_S = 2.0  # no frame of the clinician's picture or voice this long: media is quiet
 ICE_FETCH_TIMEOUT_S = 5.0  # asking the hub for fresh TURN credentials before reconnecting
 PING_SEQ_BASE = 100_000_000  # probe seqs for "are you there?" (the link probe counts from 0)
-# Stills go up during a call at this share of the ladder's link estimate, so they never starve
-# the call (docs/protocol.md); before the first estimate, at a share of this.
-STILL_SHARE = 0.25
+# Stills go up during a call in the link's headroom (kiosk/still_pacing.py), so they never
+# starve the call; before the ladder's first decision, as if the link carried this much.
 STILL_START_BPS = 200_000
 
 
@@ -87,6 +87,8 @@ class KioskCore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._link: HubLink | None = None
         self._call: CallSession | None = None
+        self._still_pacer = StillPacer()
+        self.still_pace: StillPace | None = None  # the still's budget now (None: unpaced)
         self._call_ready: asyncio.Task[None] | None = None
         self._counters = CallCounters()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -484,8 +486,30 @@ class KioskCore:
         )
 
     def _still_budget(self, call_id: str, estimate_bps: float) -> None:
-        if self.records is not None and self._call is not None and self._call.call_id == call_id:
-            self.records.set_upload_budget(estimate_bps * STILL_SHARE)
+        if self._call is not None and self._call.call_id == call_id:
+            self._pace_still(self._call, estimate_bps)
+
+    def _pace_still(self, session: CallSession, estimate_bps: float) -> None:
+        """At each ladder decision: the still gets what the call leaves of the link."""
+        if self.records is None:
+            return
+        media, ladder = session.media, session.media.ladder
+        decision = media.decisions[-1][1] if media.decisions else None
+        if decision is None and ladder is not None:
+            decision = ladder.decision()
+        report = media.report
+        load = call_load(
+            estimate_bps,
+            decision,
+            media.samples[-1] if media.samples else None,
+            ladder.config if ladder is not None else LadderConfig(),
+            None if report is None else (report.video_kbps + report.audio_kbps) * 1000,
+        )
+        pace = self._still_pacer.update(load, self._clock())
+        if self.still_pace is None or pace.reason != self.still_pace.reason:
+            log.debug("still upload budget %.0f kbit/s (%s)", pace.budget_bps / 1000, pace.reason)
+        self.still_pace = pace
+        self.records.set_upload_budget(pace.budget_bps, pace.chunk_bytes)
 
     async def _tick_forever(self) -> None:
         while True:
@@ -555,6 +579,7 @@ class KioskCore:
                 self._look = None
                 if self.records is not None:
                     self.records.set_upload_budget(None)  # stills go up at full speed again
+                    self.still_pace = None
                 self._spawn(self._detach_call())
             case sm.RestartMedia(call_id=call_id):
                 self._spawn(self._restart_call(call_id))
@@ -658,9 +683,10 @@ class KioskCore:
         if not again:
             self._look = None
         session.set_region(self._look)  # media connected afresh keeps the close look
-        if self.records is not None:
-            start = self.link_estimate_bps or STILL_START_BPS
-            self.records.set_upload_budget(start * STILL_SHARE)
+        self._still_pacer = StillPacer()  # a new connection: no calm carried over
+        ladder = session.media.ladder
+        start = ladder.estimate_bps if ladder is not None else self.link_estimate_bps
+        self._pace_still(session, start or STILL_START_BPS)
         self._call = session
         self._call_ready = asyncio.create_task(self._offer(session))
         if not again:

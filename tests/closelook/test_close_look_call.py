@@ -169,12 +169,20 @@ async def test_close_look_prompt_and_still_in_a_call(hub: Hub, tmp_path: Path) -
             assert (picture.width, picture.height) == (1920, 1080)
             # The whole camera frame, not the close look or the rung's picture.
             assert bar_match(picture.to_ndarray(format="rgb24"), whole()) > 0.8
-            # During the call stills go up at a quarter of the ladder's estimate.
+            # During the call stills go up in the link's headroom (kiosk/still_pacing.py), set
+            # at each of the ladder's decisions, never over the ladder's estimate.
             ladder = core.call.media.ladder
+            decisions = len(core.call.media.decisions)
             await wait_until(
-                lambda: records.worker.upload_budget == ladder.estimate_bps * 0.25,
+                lambda: (
+                    len(core.call.media.decisions) > decisions
+                    and core.still_pace is not None
+                    and records.worker.upload_budget
+                    == core.still_pace.budget_bps
+                    < ladder.estimate_bps
+                ),
                 5,
-                "the still budget to follow the ladder's estimate",
+                "the still budget to follow the ladder's decisions",
             )
             # The sync worker sends it; the hub checks it whole.
             ready = await clinician.wait_for(

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from porchlight.hub import auth
 from porchlight.hub.api import _FORBIDDEN, _INVALID, _UNAUTHORISED, ErrorBody
@@ -92,13 +93,20 @@ def add_person(body: NewPerson, request: Request, _admin: Admin) -> PersonOut:
     response_model=PersonOut,
     responses={**_BAD, **_UNAUTHORISED, **_FORBIDDEN, **_INVALID},
 )
-def set_teams(username: str, body: TeamList, request: Request, _admin: Admin) -> PersonOut:
-    """Make these exactly the person's care teams (effective from their next request)."""
+async def set_teams(username: str, body: TeamList, request: Request, _admin: Admin) -> PersonOut:
+    """Make these exactly the person's care teams: their next request, and their clinic pages
+    already open (help pushes, the waiting room), follow at once."""
     hub = services(request)
-    hub.store.set_person_teams(username, body.teams)
-    person = hub.store.get_person(username)
-    assert person is not None  # set_person_teams refused an unknown person
-    return _person_out(person, hub.store.teams_of_person(username))
+
+    def work() -> tuple[Person, frozenset[str]]:
+        hub.store.set_person_teams(username, body.teams)
+        person = hub.store.get_person(username)
+        assert person is not None  # set_person_teams refused an unknown person
+        return person, hub.store.teams_of_person(username)
+
+    person, teams = await run_in_threadpool(work)
+    await hub.signalling.person_teams_changed(person.username, teams)
+    return _person_out(person, teams)
 
 
 @router.post(

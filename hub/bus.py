@@ -40,6 +40,11 @@ def session_topic(session_sha256: str) -> str:
     return f"session:{session_sha256}"
 
 
+def person_topic(username: str) -> str:
+    """Every clinic page of one person (their care teams changed: hub/signalling.py)."""
+    return f"person:{username}"
+
+
 # A control message: the connection that receives it closes its socket with this code.
 CLOSE_KEY = "_close"
 

@@ -45,6 +45,7 @@ from porchlight.hub.bus import (
     close_message,
     device_id_topic,
     device_topic,
+    person_topic,
     session_topic,
     team_topic,
 )
@@ -77,6 +78,8 @@ log = logging.getLogger(__name__)
 TICK_S = 1.0
 # Waiting-room lists carry the room's version between hubs (stripped before sending).
 ROOM_VERSION_KEY = "_room_version"
+# On a person's topic: their care teams are now these (never sent to a socket).
+TEAMS_KEY = "_teams"
 
 
 class _Connection:
@@ -222,7 +225,9 @@ class Signalling:
 
         def deliver(message: Message) -> None:
             if message.get("type") == HubToClinician.WAITING_ROOM:
-                rows = visible_rows(message["patients"], self.patient_teams, person.teams)
+                # The person's teams as of now: they may have changed since the page opened.
+                teams = self._clinicians.get(conn.id, (conn, person))[1].teams
+                rows = visible_rows(message["patients"], self.patient_teams, teams)
                 message = {**message, "patients": rows}
             conn.send(message)
 
@@ -389,30 +394,83 @@ class Signalling:
         known = await anyio.to_thread.run_sync(store.patients_in_teams, person.teams)
         self.patient_teams.update({p.id: p.team_id for p in known})
         conn = _Connection(websocket)
+        # Care-team changes while the page is open (any hub instance's admin page publishes
+        # them on the person's topic): followed by _follow_teams, in order, latest wins.
+        teams_in, teams_out = anyio.create_memory_object_stream[frozenset[str]](
+            max_buffer_size=float("inf")
+        )
+
+        def on_person(message: Message) -> None:
+            if TEAMS_KEY in message:
+                teams_in.send_nowait(frozenset(message[TEAMS_KEY]))
+
+        team_subscriptions = {
+            team: self.bus.subscribe(team_topic(team), conn.send) for team in person.teams
+        }
         subscriptions = [
             self.bus.subscribe(CLINICIANS, self._clinician_delivery(person, conn)),
             self.bus.subscribe(clinician_topic(conn.id), conn.send),
             self.bus.subscribe(session_topic(person.session_sha256), conn.send),
-            *(self.bus.subscribe(team_topic(team), conn.send) for team in sorted(person.teams)),
+            self.bus.subscribe(person_topic(person.username), on_person),
         ]
         self._clinicians[conn.id] = (conn, person)
         log.info("clinician page connected")
         try:
 
             async def handle(message: m.ClinicianMessage) -> None:
+                current = self._clinicians[conn.id][1]  # its teams may have changed
                 async with self.room_sync.transaction():
-                    await self._on_clinician(person, conn, message)
+                    await self._on_clinician(current, conn, message)
 
-            await conn.run(m.parse_clinician_message, handle)
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._follow_teams, conn, teams_out, team_subscriptions)
+                await conn.run(m.parse_clinician_message, handle)
+                tasks.cancel_scope.cancel()
         finally:
-            for subscription in subscriptions:
+            for subscription in [*subscriptions, *team_subscriptions.values()]:
                 subscription.close()
+            teams_in.close()
             del self._clinicians[conn.id]
             with anyio.CancelScope(shield=True):
                 async with self.room_sync.transaction():
                     self.room.clinician_lost(conn.id, self._clock())
                 await ringing.clinician_gone(self, conn.id)
             log.info("clinician page disconnected")
+
+    async def person_teams_changed(self, username: str, teams: frozenset[str]) -> None:
+        """Tell every open clinic page of this person, on every hub instance, that their care
+        teams are now `teams` (after an admin set them)."""
+        await self.bus.publish(person_topic(username), {TEAMS_KEY: sorted(teams)})
+
+    async def _follow_teams(
+        self,
+        conn: _Connection,
+        changes: anyio.abc.ObjectReceiveStream[frozenset[str]],
+        team_subscriptions: dict[str, Any],
+    ) -> None:
+        """The page's person joined or left care teams: hear the new teams' pushes (help
+        requests) and stop hearing the old ones', see the new teams' patients in the room and
+        no longer the old ones' — without the page reconnecting."""
+        store = services(conn.websocket).store
+        async for teams in changes:
+            # The teams of their patients, for the room's filter (a kiosk may be on another
+            # hub instance); blocking, so off the event loop.
+            try:
+                known = await anyio.to_thread.run_sync(store.patients_in_teams, teams)
+            except Exception as exc:  # a database hiccup must not close the page
+                log.error("could not read the new teams' patients (%s)", type(exc).__name__)
+                known = []
+            self.patient_teams.update({p.id: p.team_id for p in known})
+            for team in set(team_subscriptions) - teams:
+                team_subscriptions.pop(team).close()
+            for team in sorted(teams - set(team_subscriptions)):
+                team_subscriptions[team] = self.bus.subscribe(team_topic(team), conn.send)
+            entry = self._clinicians.get(conn.id)
+            if entry is None:
+                return
+            self._clinicians[conn.id] = (conn, dataclasses.replace(entry[1], teams=teams))
+            conn.send(self._versioned(m.waiting_room(self.visible_snapshot(teams))))
+            log.info("clinic page follows new care teams")
 
     async def _on_clinician(
         self, person: PersonIdentity, conn: _Connection, message: m.ClinicianMessage

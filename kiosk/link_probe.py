@@ -7,6 +7,14 @@ delivered the padding, so that rate — over the later half of the probe, once T
 its window — is the estimate the call starts from (kiosk/ladder.py picks the rung). The hub
 is on the clinic's side of the patient's home link, which is the link that limits a call.
 
+Acks do not all come when their padding arrived. A lost TCP segment, either way, holds back
+everything behind it until it is resent (head-of-line blocking), and then what was held comes
+at once: on the lab's rural link (bench/link_probe.py) a lost ack held three for 0.5 s, and a
+rate taken from the first of such a batch read 738 kbit/s off a 292 kbit/s link. A held ack
+is only ever late, never early; so on a plot of bytes acknowledged against time the acks that
+came on time lie on the upper convex hull and held ones under it, and the rate is taken
+between two points of that hull.
+
 The padding is random (base64 of random bytes), fresh for every message: the WebSocket
 compresses (permessage-deflate), and repeated or regular padding would shrink to nothing on
 the wire and measure nothing. What each message costs on the wire is estimated by deflating
@@ -36,18 +44,35 @@ OVERHEAD_SHARE = 0.06
 
 
 def estimate_bps(acks: Sequence[tuple[float, int]]) -> float | None:
-    """Bits per second from (arrival time, bytes) of acknowledged probe messages.
+    """Bits per second from (arrival time, bytes) of acknowledged probe messages, in order.
 
-    Uses the later half (TCP's slow start is over by then); None with too few acks.
+    The rate between the last ack and the latest on-time ack (a vertex of the upper convex
+    hull of bytes acknowledged over time) no later than halfway through the acks' span: by
+    then TCP's slow start is over, and acks released in a batch after a retransmission do
+    not count as having come faster than the link. None with too few acks.
     """
     if len(acks) < 4:
         return None
-    half = acks[len(acks) // 2 - 1 :]
-    span = half[-1][0] - half[0][0]
-    if span <= 0:
+    hull: list[tuple[float, int]] = []  # (time, bytes acknowledged by then)
+    total = 0
+    for at, size in acks:
+        total += size
+        if hull and at <= hull[-1][0]:
+            hull.pop()  # acks of one instant: only the last one's total is a point
+        # Drop points that lie on or under the line from the one before them to this one.
+        while len(hull) >= 2 and _under(hull[-2], hull[-1], (at, total)):
+            hull.pop()
+        hull.append((at, total))
+    first, last = acks[0][0], hull[-1][0]
+    if last <= first:
         return None
-    carried = sum(size for _, size in half[1:])
-    return carried * 8 * (1 + OVERHEAD_SHARE) / span
+    start = [p for p in hull if p[0] <= first + (last - first) / 2][-1]
+    return (hull[-1][1] - start[1]) * 8 * (1 + OVERHEAD_SHARE) / (last - start[0])
+
+
+def _under(a: tuple[float, int], b: tuple[float, int], c: tuple[float, int]) -> bool:
+    """Is `b` on or under the line from `a` to `c` (a, b, c in time order)?"""
+    return (b[1] - a[1]) * (c[0] - a[0]) <= (c[1] - a[1]) * (b[0] - a[0])
 
 
 @dataclass

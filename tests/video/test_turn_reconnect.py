@@ -86,10 +86,11 @@ async def test_media_reconnects_with_fresh_turn_credentials_after_they_expired(
             await call.close()
         log = turn.log()
 
-    # The kiosk's relays (one per media transport) used two credentials: the admission's,
-    # then one minted for the reconnect after the first had expired; coturn never had to
-    # refuse an expired kiosk credential. The twin likewise fetched one for each answer.
+    # The kiosk's relays (one per media transport) used the admission's credential, then
+    # ones minted for the reconnect after it had expired (on a slow machine the kiosk may
+    # try more than once, each time with a new one); coturn never had to refuse an expired
+    # kiosk credential. The twin likewise fetched one for each answer.
     kiosk = sorted(set(allocations(log, "kiosk")))
-    assert len(kiosk) == 2 and kiosk[1] > kiosk[0] + 1
+    assert len(kiosk) >= 2 and kiosk[1] > kiosk[0] + 1
     assert not re.search(r"Cannot find credentials of user <\d+:kiosk-", log)
-    assert len(set(allocations(log, "clinic"))) == 2
+    assert len(set(allocations(log, "clinic"))) >= 2

@@ -37,6 +37,7 @@ Needs root, iproute2, iptables, netfilterqueue (Debian libnetfilter-queue-dev), 
 from __future__ import annotations
 
 import argparse
+import bisect
 import itertools
 import json
 import os
@@ -217,20 +218,43 @@ def run_porchlight(profile: netlab.Profile, work: Path) -> dict[str, Any]:
         profile, t0, clinic["frames"], clinic["audio_times"], offered, PORCHLIGHT_CAMERA
     )
     # The other direction (clinician → kiosk), from the kiosk's 100 ms samples.
-    samples = [s for s in call.reports["kiosk"]["samples"] if t0 <= s["t"] <= t0 + profile.seconds]
+    kiosk_samples = call.reports["kiosk"]["samples"]
+    samples = [s for s in kiosk_samples if t0 <= s["t"] <= t0 + profile.seconds]
     per_second: dict[int, list[dict[str, Any]]] = {}
     for s in samples:
         per_second.setdefault(int(s["t"] - t0), []).append(s)
-    rates, heights = [], []
-    for group in per_second.values():
-        rates.append(group[-1]["frames_received"] - group[0]["frames_received"])
-        heights.append(min((s["remote"] or [0])[0] for s in group))
+    heights = [min((s["remote"] or [0])[0] for s in group) for group in per_second.values()]
+    rates = reverse_fps(kiosk_samples, t0, profile.seconds)
     result["reverse_fps_median"] = statistics.median(rates) if rates else 0
+    result["reverse_fps_mean"] = statistics.fmean(rates) if rates else 0
+    result["reverse_share_at_least_15fps"] = sum(r >= 14 for r in rates[5:]) / max(
+        1, len(rates[5:])
+    )
     result["reverse_height_median"] = statistics.median(heights) if heights else 0
     result["rungs"] = sorted({s["rung"] for s in samples if s["rung"]})
     result["link_estimate_bps"] = call.reports["kiosk"].get("link_estimate_bps")
     result["trace"] = recorded_trace(profile, t0, call.reports["kiosk"])
     return result
+
+
+def reverse_fps(samples: list[dict[str, Any]], t0: float, seconds: float) -> list[float]:
+    """Frames of the clinician's picture decoded at the kiosk in each second from `t0`.
+
+    The kiosk's counter is sampled about every 0.1 s; its value at each second's edge is
+    interpolated between the samples either side. (Counting from the first to the last sample
+    inside a second spans only about 0.88 s of it, and read 13 fps off a 15 fps picture.)
+    """
+    times = [s["t"] for s in samples]
+    counts = [s["frames_received"] for s in samples]
+    if len(times) < 2 or times[0] > t0 or times[-1] < t0 + seconds:
+        return []
+
+    def at(t: float) -> float:
+        i = min(max(1, bisect.bisect_right(times, t)), len(times) - 1)
+        (ta, ca), (tb, cb) = (times[i - 1], counts[i - 1]), (times[i], counts[i])
+        return ca + (cb - ca) * (t - ta) / (tb - ta) if tb > ta else cb
+
+    return [at(t0 + s + 1) - at(t0 + s) for s in range(int(seconds))]
 
 
 def recorded_trace(profile: netlab.Profile, t0: float, kiosk: dict[str, Any]) -> dict[str, Any]:
@@ -350,10 +374,21 @@ def summarise(results: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
             if system == "porchlight":
                 lines.append(
                     f"{'':12} reverse (clinician → kiosk): fps "
-                    f"{fmt(med([r['reverse_fps_median'] for r in runs]), '', 0)}, height "
+                    f"{fmt(med([r['reverse_fps_median'] for r in runs]), '', 0)} (mean "
+                    f"{fmt(med([r['reverse_fps_mean'] for r in runs]))}, seconds ≥ 14: "
+                    f"{fmt(med([100 * r['reverse_share_at_least_15fps'] for r in runs]), ' %', 0)}"
+                    f"), height "
                     f"{fmt(med([r['reverse_height_median'] for r in runs]), '', 0)}; "
                     f"share of seconds ≥ 320x180@15 kiosk → clinic: "
-                    f"{fmt(med([100 * r['share_at_least_180p15'] for r in runs]), ' %', 0)}"
+                    f"{fmt(med([100 * r['share_at_least_180p15'] for r in runs]), ' %', 0)}; "
+                    "probe: "
+                    + ", ".join(
+                        "none"
+                        if r.get("link_estimate_bps") is None
+                        else f"{r['link_estimate_bps'] / 1000:.0f}"
+                        for r in runs
+                    )
+                    + " kbit/s"
                 )
     lines.append(
         "\ntargets: fit ≤ 2 s after a drop; freeze ≤ 1 s per drop; recover to ≥ 90 % of the "
@@ -361,6 +396,17 @@ def summarise(results: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
         "Porchlight's freeze no worse than Chromium's."
     )
     return "\n".join(lines)
+
+
+def porchlight_extras(result: dict[str, Any]) -> str:
+    """The reverse picture and the probe's start estimate, for a Porchlight run's line."""
+    if "reverse_fps_mean" not in result:
+        return ""
+    probe = result.get("link_estimate_bps")
+    return (
+        f"reverse fps {result['reverse_fps_median']:.1f} (mean {result['reverse_fps_mean']:.1f}), "
+        f"probe {'none' if probe is None else f'{probe / 1000:.0f} kbit/s'}, "
+    )
 
 
 def main() -> None:
@@ -398,6 +444,7 @@ def main() -> None:
                         f"{profile_name} {system} run {run + 1}: "
                         f"freeze {result['freeze_s']:.1f} s, "
                         f"{result['pixels_fps'] / 1e6:.2f} Mpx/s, fps {result['fps_median']:.0f}, "
+                        f"{porchlight_extras(result)}"
                         f"({time.monotonic() - started:.0f} s, load "
                         f"{result['load'][0]:.1f}→{result['load'][1]:.1f})",
                         flush=True,

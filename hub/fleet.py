@@ -33,15 +33,18 @@ from sqlalchemy import (
     Text,
     delete,
     insert,
+    or_,
     select,
     update,
 )
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from porchlight.config import load as load_config
 from porchlight.errors import BadInput
 from porchlight.hub import rollouts
 from porchlight.hub.auth import DeviceIdentity, PersonIdentity, require_device, require_person
+from porchlight.hub.check_requests import CheckRequestRules, describe, is_expired
 from porchlight.hub.db import UTCDateTime, devices, metadata
 from porchlight.hub.practice import not_practice
 from porchlight.hub.services import services
@@ -317,9 +320,18 @@ def _evaluate(engine: Engine, rollout: Any, now: datetime) -> tuple[rollouts.Pla
 # -- devices --------------------------------------------------------------------------------
 
 
+def check_rules_of(request: Request) -> CheckRequestRules:
+    """The app's rules for check requests (read once per app from config and environment)."""
+    state = request.app.state
+    if getattr(state, "check_request_rules", None) is None:
+        state.check_request_rules = load_config(CheckRequestRules, "check_requests")
+    return state.check_request_rules
+
+
 def heartbeat_work(request: Request, device: DeviceIdentity, beat: Heartbeat) -> HeartbeatReply:
     hub = services(request)
     engine, now = hub.store.engine, hub.clock()
+    rules = check_rules_of(request)
     inventory = beat.model_dump_json()
     if len(inventory) > MAX_INVENTORY_BYTES:
         raise BadInput("the heartbeat is too large; send less detail")
@@ -337,7 +349,14 @@ def heartbeat_work(request: Request, device: DeviceIdentity, beat: Heartbeat) ->
             }
             check_request = found.check_request_id if found is not None else None
             answered = beat.update.last_check and beat.update.last_check.request_id
-            if check_request is not None and answered == check_request:
+            expired = (
+                check_request is not None
+                and found.check_requested_at is not None
+                and is_expired(found.check_requested_at, now, rules)
+            )
+            # Answered, or expired (back after so long, the device's own 30-minute schedule
+            # checks soon enough): the hub stops asking.
+            if check_request is not None and (answered == check_request or expired):
                 values.update(check_request_id=None, check_requested_at=None)
                 values.update(check_requested_by=None)
                 check_request = None
@@ -417,7 +436,9 @@ async def post_diagnostics(request: Request, device: Device) -> dict[str, str]:
 # -- support ------------------------------------------------------------------------------
 
 
-def _device_row(row: Any, now: datetime, newest: str | None, has_bundle: bool) -> dict[str, Any]:
+def _device_row(
+    row: Any, now: datetime, newest: str | None, has_bundle: bool, rules: CheckRequestRules
+) -> dict[str, Any]:
     inventory = json.loads(row.inventory) if row.inventory else {}
     update_info = inventory.get("update", {})
     last = update_info.get("last_result") or {}
@@ -443,6 +464,12 @@ def _device_row(row: Any, now: datetime, newest: str | None, has_bundle: bool) -
         "check_requested_at": (
             row.check_requested_at.isoformat() if row.check_requested_at else None
         ),
+        # Where the open request stands: waiting (heard lately), offline, or expired.
+        "check_request": (
+            describe(row.check_requested_at, row.received_at, now, rules).to_json()
+            if row.check_requested_at and row.check_request_id
+            else None
+        ),
         "last_check": update_info.get("last_check"),
         "has_diagnostics": has_bundle,
     }
@@ -467,7 +494,8 @@ def list_devices(request: Request, _person: Support, filter: str | None = None) 
         rows = list(conn.execute(select(fleet_devices).order_by(fleet_devices.c.device_id)))
         with_bundle = {r[0] for r in conn.execute(select(diagnostics.c.device_id).distinct())}
     newest = max((r.version for r in rows if r.version), key=_version_key, default=None)
-    listed = [_device_row(r, now, newest, r.device_id in with_bundle) for r in rows]
+    rules = check_rules_of(request)
+    listed = [_device_row(r, now, newest, r.device_id in with_bundle, rules) for r in rows]
     for device in listed:
         device["last_self_test"] = _self_test_summary(
             hub.store.latest_self_test(device["device_id"])
@@ -626,6 +654,7 @@ def request_checks(request: Request, person: Support, body: CheckRequestIn) -> d
         raise BadInput("name the devices to check (device_ids) or ask for all of them, not both")
     hub = services(request)
     now = hub.clock()
+    rules = check_rules_of(request)
     with hub.store.engine.begin() as conn:
         query = select(fleet_devices.c.device_id)
         if not body.all:
@@ -633,10 +662,16 @@ def request_checks(request: Request, person: Support, body: CheckRequestIn) -> d
         known = [r.device_id for r in conn.execute(query)]
         for device_id in known:
             # A request still open keeps its id: the device may be answering it right now.
+            # An expired one is replaced: asked again, it is a new request.
             conn.execute(
                 update(fleet_devices)
                 .where(fleet_devices.c.device_id == device_id)
-                .where(fleet_devices.c.check_request_id.is_(None))
+                .where(
+                    or_(
+                        fleet_devices.c.check_request_id.is_(None),
+                        fleet_devices.c.check_requested_at <= now - rules.expire_after,
+                    )
+                )
                 .values(check_request_id=str(uuid.uuid4()))
             )
         if known:

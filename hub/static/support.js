@@ -24,7 +24,11 @@ function el(tag, text, attrs = {}) {
 
 function ago(iso) {
   if (!iso) return "never";
-  const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  return secondsAgo(Math.max(0, (Date.now() - Date.parse(iso)) / 1000));
+}
+
+// A span the hub measured by its own clock (so a browser's clock cannot skew it).
+function secondsAgo(seconds) {
   if (seconds < 90) return `${Math.round(seconds)} s ago`;
   if (seconds < 5400) return `${Math.round(seconds / 60)} min ago`;
   if (seconds < 172800) return `${Math.round(seconds / 3600)} h ago`;
@@ -98,8 +102,19 @@ async function refresh() {
   schedule();
 }
 
+// An open "check now": the truth about when it will be answered (hub/check_requests.py).
+function describeRequest(r) {
+  const asked = `Check asked ${r.asked_s < 5 ? "just now" : secondsAgo(r.asked_s)}`;
+  const heard = `last heard ${secondsAgo(r.last_heard_s)}`;
+  if (r.state === "offline") return `${asked} — device offline, ${heard}; it will check when it is back.`;
+  if (r.state === "expired") {
+    return `${asked} — expired unanswered (device offline, ${heard}). It checks by itself when it is back; ask again if you need it sooner.`;
+  }
+  return `${asked}: the device answers within a minute.`;
+}
+
 function describeCheck(d) {
-  if (d.check_requested_at) return `Check asked ${ago(d.check_requested_at)}: the device answers within a minute.`;
+  if (d.check_request) return describeRequest(d.check_request);
   const last = d.last_check;
   if (!last) return "";
   const when = last.at ? ago(new Date(last.at * 1000).toISOString()) : "";
@@ -115,7 +130,8 @@ function renderDevices(data) {
   $("no-devices").hidden = data.count > 0;
   const shown = new Set(data.devices.map((d) => d.device_id));
   for (const id of [...state.selected]) if (!shown.has(id)) state.selected.delete(id);
-  state.waiting = data.devices.some((d) => d.check_requested_at);
+  // Look every 2 s while a device that is heard from has a request open.
+  state.waiting = data.devices.some((d) => d.check_request && d.check_request.state === "waiting");
   for (const d of data.devices) {
     const tr = el("tr", null, {
       "data-testid": "device-row",
@@ -150,14 +166,19 @@ function renderDevices(data) {
       el("div", last ? `${last.outcome} ${last.version || ""}${last.reason ? ": " + last.reason : ""}` : d.phase || "—", {
         "data-testid": "device-update",
       }),
-      el("div", describeCheck(d), { class: "check-line", "data-testid": "device-last-check" }),
+      el("div", describeCheck(d), {
+        class: "check-line",
+        "data-testid": "device-last-check",
+        "data-check-state": d.check_request ? d.check_request.state : "none",
+      }),
     );
-    const check = el("button", d.check_requested_at ? "Check asked" : "Check now", {
+    const open = d.check_request && d.check_request.state !== "expired";
+    const check = el("button", open ? "Check asked" : "Check now", {
       type: "button",
       class: "button",
       "data-testid": "check-now",
     });
-    check.disabled = Boolean(d.check_requested_at);
+    check.disabled = Boolean(open);
     check.addEventListener("click", () => requestChecks({ device_ids: [d.device_id] }));
     updateCell.append(check);
     tr.append(updateCell);

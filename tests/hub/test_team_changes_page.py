@@ -10,19 +10,17 @@ Chromium against a real hub, without a reload or a reconnect:
 from __future__ import annotations
 
 import json
-import shutil
 import uuid
 from datetime import UTC, datetime
 
 import pytest
 import requests
+from patient.browser_support import log_in, receive, served_world
 from playwright.sync_api import expect, sync_playwright
 from security.world import PASSWORD
 from websockets.sync.client import connect
 
 from porchlight.chromium import launch
-from porchlight.hub.config import HubConfig
-from porchlight.hub.server import HubServer
 from porchlight.kiosk.records import help_record
 from porchlight.protocol import DEVICE_WS_PATH, SESSION_COOKIE
 
@@ -38,10 +36,7 @@ def world(tmp_path_factory):
 
 @pytest.fixture
 def hub(world, tmp_path):
-    folder = tmp_path / "hub"
-    folder.mkdir()
-    shutil.copy(world.db_file, folder / "hub.db")
-    with HubServer(HubConfig(data_dir=folder, host="127.0.0.1"), port=0) as server:
+    with served_world(world, tmp_path / "hub") as server:
         yield server
 
 
@@ -76,14 +71,6 @@ def ask_for_help(hub, world, device: str, patient_id: str) -> str:
     return record.id
 
 
-def receive(ws, type_: str) -> dict:
-    for _ in range(20):
-        message = json.loads(ws.recv(timeout=10))
-        if message["type"] == type_:
-            return message
-    raise AssertionError(f"no {type_}")
-
-
 def test_an_open_page_follows_its_persons_care_teams(hub, world, admin):
     with sync_playwright() as pw:
         browser = launch(pw)
@@ -95,10 +82,7 @@ def test_an_open_page_follows_its_persons_care_teams(hub, world, admin):
             "request",
             lambda r: help_fetches.append(r.url) if "/api/help-requests" in r.url else None,
         )
-        page.goto(hub.url + "/clinic")
-        page.get_by_test_id("login-username").fill("clin_y")
-        page.get_by_test_id("login-password").fill(PASSWORD)
-        page.get_by_test_id("login-submit").click()
+        log_in(page, hub.url, "/clinic", "clin_y")
         expect(page.get_by_test_id("connection-state")).to_have_text("Live")
         room = page.get_by_test_id("waiting-list")
 

@@ -13,9 +13,7 @@ Screenshots go to PORCHLIGHT_SCREENSHOT_DIR (docs/screenshots to refresh the com
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -25,16 +23,15 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
-from security.world import PASSWORD
 from websockets.sync.client import connect
 
 from porchlight.chromium import launch
-from porchlight.hub.config import HubConfig
-from porchlight.hub.server import HubServer
 from porchlight.kiosk.outbox import Outbox, OutboxConfig
 from porchlight.kiosk.records import help_record
 from porchlight.kiosk.sync import SyncConfig, SyncWorker
 from porchlight.protocol import DEVICE_WS_PATH
+
+from .browser_support import log_in, receive, screenshot_dir, served_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -43,18 +40,13 @@ LONDON = ZoneInfo("Europe/London")
 
 @pytest.fixture
 def hub(world, tmp_path):
-    folder = tmp_path / "hub"
-    folder.mkdir()
-    shutil.copy(world.db_file, folder / "hub.db")
-    with HubServer(HubConfig(data_dir=folder, host="127.0.0.1"), port=0) as server:
+    with served_world(world, tmp_path / "hub") as server:
         yield server
 
 
 @pytest.fixture
 def shots(tmp_path) -> Path:
-    folder = Path(os.environ.get("PORCHLIGHT_SCREENSHOT_DIR") or tmp_path / "shots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return screenshot_dir(tmp_path)
 
 
 def device_plan(hub, world) -> dict:
@@ -71,21 +63,6 @@ def instant(text: str) -> datetime:
 def london(day_offset: int, hour: int, minute: int) -> datetime:
     day = datetime.now(LONDON).date() + timedelta(days=day_offset)
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=LONDON)
-
-
-def log_in(page, url: str, path: str, username: str) -> None:
-    page.goto(url + path)
-    page.get_by_test_id("login-username").fill(username)
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-
-
-def receive(ws, type_: str) -> dict:
-    for _ in range(20):
-        message = json.loads(ws.recv(timeout=10))
-        if message["type"] == type_:
-            return message
-    raise AssertionError(f"no {type_}")
 
 
 def test_nurse_books_moves_cancels_and_sets_the_kiosk(hub, world, shots):

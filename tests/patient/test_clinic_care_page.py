@@ -23,6 +23,8 @@ from porchlight.hub.seed import DEMO_PASSWORD
 from porchlight.kiosk.records import help_record
 from porchlight.protocol import DEVICE_WS_PATH
 
+from .browser_support import receive
+
 SHOTS = Path(os.environ.get("PORCHLIGHT_SCREENSHOT_DIR") or tempfile.mkdtemp(prefix="shots-"))
 
 pytestmark = [pytest.mark.browser]
@@ -32,14 +34,6 @@ pytestmark = [pytest.mark.browser]
 def hub(tmp_path):
     with seeded_hub(tmp_path) as h:
         yield h.url, h.seed
-
-
-def receive(ws, type_: str) -> dict:
-    for _ in range(20):
-        message = json.loads(ws.recv(timeout=10))
-        if message["type"] == type_:
-            return message
-    raise AssertionError(f"no {type_}")
 
 
 def test_call_a_booked_patient_then_record_a_home_visit_and_deal_with_help(hub):

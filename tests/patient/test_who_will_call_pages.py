@@ -10,8 +10,6 @@ Screenshots go to PORCHLIGHT_SCREENSHOT_DIR (docs/screenshots to refresh the com
 
 from __future__ import annotations
 
-import os
-import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -19,12 +17,11 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
-from security.world import PASSWORD
 
 from porchlight.chromium import launch
-from porchlight.hub.config import HubConfig
-from porchlight.hub.server import HubServer
 from porchlight.hub.store import Role, Store
+
+from .browser_support import log_in, screenshot_dir, served_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -33,10 +30,11 @@ LONDON = ZoneInfo("Europe/London")
 
 @pytest.fixture
 def hub(world, tmp_path):
-    folder = tmp_path / "hub"
-    folder.mkdir()
-    shutil.copy(world.db_file, folder / "hub.db")
-    store = Store.open(f"sqlite:///{folder / 'hub.db'}")
+    with served_world(world, tmp_path / "hub", prepare=lambda s: add_dr_evans(s, world)) as server:
+        yield server
+
+
+def add_dr_evans(store: Store, world) -> None:
     clin_x = store.get_person("clin_x")
     assert clin_x is not None
     store.add_person(
@@ -47,16 +45,11 @@ def hub(world, tmp_path):
         now=datetime.now(LONDON),
         teams=[world.team_x],
     )
-    store.close()
-    with HubServer(HubConfig(data_dir=folder, host="127.0.0.1"), port=0) as server:
-        yield server
 
 
 @pytest.fixture
 def shots(tmp_path) -> Path:
-    folder = Path(os.environ.get("PORCHLIGHT_SCREENSHOT_DIR") or tmp_path / "shots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return screenshot_dir(tmp_path)
 
 
 def plan_callers(hub, world) -> list[str | None]:
@@ -64,13 +57,6 @@ def plan_callers(hub, world) -> list[str | None]:
     answer = requests.get(hub.url + "/api/device/plan", headers=headers, timeout=5)
     assert answer.status_code == 200, answer.text
     return [a["clinician_name"] for a in answer.json()["appointments"]]
-
-
-def log_in(page, url: str, path: str, username: str) -> None:
-    page.goto(url + path)
-    page.get_by_test_id("login-username").fill(username)
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
 
 
 def test_the_nurse_chooses_who_will_call_and_can_change_it(hub, world, shots):

@@ -28,6 +28,8 @@ from porchlight.hub.config import HubConfig
 from porchlight.hub.releases import MOUNT_PATH, release_files
 from porchlight.hub.seed import DEMO_PASSWORD, ensure_person
 from porchlight.hub.store import Role, Store
+from porchlight.provisioning.fleet_sim import SimDevice, build_device
+from porchlight.provisioning.heartbeat import UpdateLoop, collect_inventory
 from porchlight.provisioning.kiosk_control import SimulatedKiosk
 from porchlight.provisioning.layout import DeviceLayout
 from porchlight.provisioning.release import build_release
@@ -253,3 +255,28 @@ def fleet_hub(tmp_path: Path, repo: Repo, request: pytest.FixtureRequest) -> Ite
         assert login.status_code == 200, login.text
         yield FleetHub(served.url, store, config, support, tokens)
     store.close()
+
+
+def sim_device(tmp_path: Path, repo: Repo, hub: FleetHub, device_id: str) -> SimDevice:
+    """A simulated device enrolled on `hub` (as `device_id`), running release 1.0.0."""
+    return build_device(
+        tmp_path / device_id,
+        device_id=device_id,
+        token=hub.tokens[device_id],
+        hub_url=hub.url,
+        bootstrap_root=repo.root,
+        first_release=repo.files["1.0.0"],
+        first_version="1.0.0",
+    )
+
+
+def update_loop(device: SimDevice) -> UpdateLoop:
+    """The agent's heartbeat loop on the device's own clock; rng 0.5: no jitter, so the
+    schedule is exactly every 30 minutes."""
+    return UpdateLoop(
+        device.agent,
+        device.hub,
+        inventory=lambda: collect_inventory(device.layout, device.agent),
+        clock=device.clock,
+        rng=lambda: 0.5,
+    )

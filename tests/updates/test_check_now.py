@@ -10,36 +10,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from porchlight.provisioning.fleet_sim import SimDevice, build_device
-from porchlight.provisioning.heartbeat import UpdateLoop, collect_inventory
+from porchlight.provisioning.fleet_sim import SimDevice
+from porchlight.provisioning.heartbeat import collect_inventory
 from porchlight.provisioning.kiosk_status import read_status, write_status
 
-from .conftest import FleetHub, Repo
+from .conftest import FleetHub, Repo, sim_device, update_loop
 
 MINUTE = 60.0
-
-
-def _device(tmp_path: Path, repo: Repo, hub: FleetHub, device_id: str) -> SimDevice:
-    return build_device(
-        tmp_path / device_id,
-        device_id=device_id,
-        token=hub.tokens[device_id],
-        hub_url=hub.url,
-        bootstrap_root=repo.root,
-        first_release=repo.files["1.0.0"],
-        first_version="1.0.0",
-    )
-
-
-def _loop(device: SimDevice) -> UpdateLoop:
-    # rng 0.5: no jitter, so the schedule is exactly every 30 minutes.
-    return UpdateLoop(
-        device.agent,
-        device.hub,
-        inventory=lambda: collect_inventory(device.layout, device.agent),
-        clock=device.clock,
-        rng=lambda: 0.5,
-    )
 
 
 def _patient_in_a_call(device: SimDevice, in_call: bool) -> None:
@@ -58,8 +35,8 @@ def test_the_agent_checks_on_its_schedule_or_at_once_when_support_asks(
 ) -> None:
     repo.publish("1.4.0", "1.5.0")
     (device_id,) = fleet_hub.tokens
-    device = _device(tmp_path, repo, fleet_hub, device_id)
-    loop = _loop(device)
+    device = sim_device(tmp_path, repo, fleet_hub, device_id)
+    loop = update_loop(device)
     assert loop.beat() is None  # the first check: the hub names nothing yet
 
     # The hub names 1.4.0 in every heartbeat reply, but the next check is 30 minutes away.
@@ -115,8 +92,8 @@ def test_a_request_reaches_every_device_asked_and_only_those(
     tmp_path: Path, repo: Repo, fleet_hub: FleetHub
 ) -> None:
     ids = sorted(fleet_hub.tokens)
-    devices = [_device(tmp_path, repo, fleet_hub, d) for d in ids]
-    loops = [_loop(d) for d in devices]
+    devices = [sim_device(tmp_path, repo, fleet_hub, d) for d in ids]
+    loops = [update_loop(d) for d in devices]
     for loop in loops:
         loop.beat()
     asked = fleet_hub.api(

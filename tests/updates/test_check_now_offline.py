@@ -27,10 +27,9 @@ from porchlight.hub import auth
 from porchlight.hub.config import HubConfig
 from porchlight.hub.seed import DEMO_PASSWORD, ensure_person
 from porchlight.hub.store import Role, Store
-from porchlight.provisioning.fleet_sim import SimDevice, build_device
-from porchlight.provisioning.heartbeat import UpdateLoop, collect_inventory
+from porchlight.provisioning.heartbeat import collect_inventory
 
-from .conftest import SUPPORT_USER, FleetHub, Repo, Served, hub_app
+from .conftest import SUPPORT_USER, FleetHub, Repo, Served, hub_app, sim_device, update_loop
 
 MINUTE = 60.0
 HOURS_3 = timedelta(hours=3)
@@ -78,28 +77,6 @@ def page_log_in(page) -> None:
     page.get_by_test_id("login-submit").click()
 
 
-def _device(tmp_path: Path, repo: Repo, hub: FleetHub, device_id: str) -> SimDevice:
-    return build_device(
-        tmp_path / device_id,
-        device_id=device_id,
-        token=hub.tokens[device_id],
-        hub_url=hub.url,
-        bootstrap_root=repo.root,
-        first_release=repo.files["1.0.0"],
-        first_version="1.0.0",
-    )
-
-
-def _loop(device: SimDevice) -> UpdateLoop:
-    return UpdateLoop(
-        device.agent,
-        device.hub,
-        inventory=lambda: collect_inventory(device.layout, device.agent),
-        clock=device.clock,
-        rng=lambda: 0.5,
-    )
-
-
 def _ask(hub: FleetHub, device_id: str) -> None:
     asked = hub.api("POST", "/api/fleet/check-requests", json={"device_ids": [device_id]})
     assert asked["requested"] == [device_id]
@@ -113,8 +90,8 @@ def test_an_offline_device_is_asked_truthfully_and_checks_when_back(
     tmp_path: Path, repo: Repo, hub: FleetHub, clock: FakeClock
 ) -> None:
     (device_id, _) = sorted(hub.tokens)
-    device = _device(tmp_path, repo, hub, device_id)
-    loop = _loop(device)
+    device = sim_device(tmp_path, repo, hub, device_id)
+    loop = update_loop(device)
     loop.beat()  # heard from now
 
     # Heard a minute ago: waiting, answered at the next beat.
@@ -151,8 +128,8 @@ def test_a_request_left_unanswered_expires_and_can_be_asked_afresh(
     tmp_path: Path, repo: Repo, hub: FleetHub, clock: FakeClock
 ) -> None:
     gone, asked_again = sorted(hub.tokens)
-    devices = {d: _device(tmp_path, repo, hub, d) for d in (gone, asked_again)}
-    loops = {d: _loop(devices[d]) for d in devices}
+    devices = {d: sim_device(tmp_path, repo, hub, d) for d in (gone, asked_again)}
+    loops = {d: update_loop(devices[d]) for d in devices}
     for loop in loops.values():
         loop.beat()
     clock.advance(HOURS_3.total_seconds())
@@ -188,8 +165,8 @@ def test_the_support_page_says_offline_and_then_checked(
     # The device was last heard 3 hours ago (the hub's clock then), and the page is now.
     clock.now = datetime.now(UTC) - HOURS_3
     device_id = sorted(hub.tokens)[0]
-    device = _device(tmp_path, repo, hub, device_id)
-    loop = _loop(device)
+    device = sim_device(tmp_path, repo, hub, device_id)
+    loop = update_loop(device)
     loop.beat()
     clock.now = datetime.now(UTC)
     shots = Path(os.environ.get("PORCHLIGHT_SCREENSHOT_DIR") or tmp_path / "shots")

@@ -18,12 +18,12 @@ from playwright.async_api import async_playwright
 from porchlight import chromium
 
 from .turn_support import (
-    MANY_FRAMES,
-    PEER_STATE,
-    VIDEO_FRAMES,
     Call,
     Coturn,
+    assert_relay_to_relay,
+    call_through_chromium,
     candidate_types,
+    once_gathered,
     until,
 )
 
@@ -33,26 +33,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
 async def test_relay_only_call_through_coturn_video_both_ways(tmp_path: Path) -> None:
     with Coturn(tmp_path / "turn") as turn:
         call = Call(tmp_path, turn, hub_secret=turn.secret, clock_offset_s=0)
-        try:
-            async with async_playwright() as pw:
-                browser = await chromium.launch(pw)
-                page = await browser.new_page()
-                await call.admit(page)
-                await page.wait_for_function(MANY_FRAMES, timeout=30_000)
-                await until(lambda: call.core.status()["frames_received"] > 20, 30, "kiosk frames")
-                state = await page.evaluate(PEER_STATE)
-                await browser.close()
-        finally:
-            await call.close()
+        state = await call_through_chromium(call)
         log = turn.log()
 
-    assert state["policy"] == "relay" and state["connection"] == "connected"
-    # The pair carrying the call: Chromium's relayed candidate to the kiosk's relayed one.
-    assert (state["local"], state["remote"]) == ("relay", "relay")
-    assert state["pairBytesReceived"] > 10_000
-    # Neither end offered anything but relayed candidates (no host, no server-reflexive).
-    assert set(candidate_types(state["remoteSdp"])) == {"relay"}  # the kiosk's offer
-    assert set(candidate_types(state["localSdp"])) == {"relay"}  # Chromium's answer
+    assert_relay_to_relay(state)
     # Both allocations were made with hub-minted credentials, named without patient data.
     allocated = re.findall(r"username=<(\d+):((?:kiosk|clinic)-[0-9a-f]+)>", log)
     assert {label.split("-")[0] for _, label in allocated} == {"kiosk", "clinic"}
@@ -82,14 +66,7 @@ async def test_coturn_refuses_expired_or_forged_credentials_and_the_call_cannot_
                     30,
                     f"coturn to refuse both {case} credentials",
                 )
-                await page.wait_for_function(
-                    "() => window.__pcs.length > 0 &&"
-                    " window.__pcs[window.__pcs.length - 1].iceGatheringState === 'complete'",
-                    timeout=20_000,
-                )
-                state = await page.evaluate(PEER_STATE)
-                frames = await page.evaluate(VIDEO_FRAMES)
-                kiosk_frames = call.core.status()["frames_received"]
+                state, frames, kiosk_frames = await once_gathered(page, call)
                 await browser.close()
         finally:
             await call.close()

@@ -29,13 +29,14 @@ from porchlight.kiosk.config import KioskConfig, load_kiosk_config
 from porchlight.kiosk.core import KioskCore
 
 from .turn_support import (
-    MANY_FRAMES,
-    PEER_STATE,
-    VIDEO_FRAMES,
     Call,
     Coturn,
+    TlsFiles,
+    assert_relay_to_relay,
+    call_through_chromium,
     candidate_types,
     make_tls,
+    once_gathered,
     until,
 )
 
@@ -51,37 +52,31 @@ def tls_sessions(log: str) -> dict[str, str]:
     return dict(found)
 
 
+def tls_call(tmp_path: Path, turn: Coturn, kiosk_ca: Path) -> Call:
+    """The hub hands out only coturn's turns: URL; the kiosk trusts `kiosk_ca`."""
+    return Call(
+        tmp_path,
+        turn,
+        hub_secret=turn.secret,
+        clock_offset_s=0,
+        ice_url=turn.turns_url,
+        kiosk={"turn_ca_file": kiosk_ca},
+    )
+
+
+def pin(tls: TlsFiles) -> str:
+    """Chromium accepts exactly this server key (its own trust store knows no test CA)."""
+    return f"--ignore-certificate-errors-spki-list={tls.spki_sha256}"
+
+
 async def test_relay_only_call_over_turns_with_the_clinics_own_ca(tmp_path: Path) -> None:
     tls = make_tls(tmp_path / "tls")
     with Coturn(tmp_path / "turn", tls=tls) as turn:
-        call = Call(
-            tmp_path,
-            turn,
-            hub_secret=turn.secret,
-            clock_offset_s=0,
-            ice_url=turn.turns_url,
-            kiosk={"turn_ca_file": tls.ca_cert},
-        )
-        try:
-            async with async_playwright() as pw:
-                pin = f"--ignore-certificate-errors-spki-list={tls.spki_sha256}"
-                browser = await chromium.launch(pw, pin)
-                page = await browser.new_page()
-                await call.admit(page)
-                await page.wait_for_function(MANY_FRAMES, timeout=30_000)
-                await until(lambda: call.core.status()["frames_received"] > 20, 30, "kiosk frames")
-                state = await page.evaluate(PEER_STATE)
-                await browser.close()
-        finally:
-            await call.close()
+        state = await call_through_chromium(tls_call(tmp_path, turn, tls.ca_cert), pin(tls))
         log = turn.log()
 
-    assert state["policy"] == "relay" and state["connection"] == "connected"
-    assert (state["local"], state["remote"]) == ("relay", "relay")
+    assert_relay_to_relay(state)
     assert state["relayProtocol"] == "tls"  # Chromium reached coturn over TLS
-    assert state["pairBytesReceived"] > 10_000
-    assert set(candidate_types(state["remoteSdp"])) == {"relay"}  # the kiosk's offer
-    assert set(candidate_types(state["localSdp"])) == {"relay"}  # Chromium's answer
     # Both allocations were made on TLS connections (coturn names the TLS version).
     assert set(tls_sessions(log)) == {"kiosk", "clinic"}
 
@@ -93,18 +88,10 @@ async def test_kiosk_refuses_a_turns_server_whose_certificate_it_does_not_trust(
     other_ca = make_tls(tmp_path / "other", label="another-clinic")
     caplog.set_level(logging.DEBUG)
     with Coturn(tmp_path / "turn", tls=served) as turn:
-        call = Call(
-            tmp_path,
-            turn,
-            hub_secret=turn.secret,
-            clock_offset_s=0,
-            ice_url=turn.turns_url,
-            kiosk={"turn_ca_file": other_ca.ca_cert},
-        )
+        call = tls_call(tmp_path, turn, other_ca.ca_cert)
         try:
             async with async_playwright() as pw:
-                pin = f"--ignore-certificate-errors-spki-list={served.spki_sha256}"
-                browser = await chromium.launch(pw, pin)
+                browser = await chromium.launch(pw, pin(served))
                 page = await browser.new_page()
                 await call.admit(page)
                 refused = await until(
@@ -114,14 +101,7 @@ async def test_kiosk_refuses_a_turns_server_whose_certificate_it_does_not_trust(
                 )
                 # The clinic page did get its relay (so only the kiosk's side is missing).
                 await until(lambda: "clinic" in tls_sessions(turn.log()), 30, "clinic relay")
-                await page.wait_for_function(
-                    "() => window.__pcs.length > 0 &&"
-                    " window.__pcs[window.__pcs.length - 1].iceGatheringState === 'complete'",
-                    timeout=20_000,
-                )
-                state = await page.evaluate(PEER_STATE)
-                frames = await page.evaluate(VIDEO_FRAMES)
-                kiosk_frames = call.core.status()["frames_received"]
+                state, frames, kiosk_frames = await once_gathered(page, call)
                 await browser.close()
         finally:
             await call.close()

@@ -36,8 +36,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from playwright.async_api import expect
+from playwright.async_api import async_playwright, expect
 
+from porchlight import chromium
 from porchlight.device.config import DeviceConfig
 from porchlight.hub.config import HubConfig
 from porchlight.hub.seed import seed_demo
@@ -315,6 +316,46 @@ class Call:
     async def close(self) -> None:
         await self.core.stop()
         self.hub.stop()
+
+
+async def call_through_chromium(call: Call, *chromium_args: str) -> dict[str, Any]:
+    """Admit the kiosk from the clinic page in Chromium, wait for video both ways, and
+    return the page's view of its peer connection (PEER_STATE)."""
+    try:
+        async with async_playwright() as pw:
+            browser = await chromium.launch(pw, *chromium_args)
+            page = await browser.new_page()
+            await call.admit(page)
+            await page.wait_for_function(MANY_FRAMES, timeout=30_000)
+            await until(lambda: call.core.status()["frames_received"] > 20, 30, "kiosk frames")
+            state = await page.evaluate(PEER_STATE)
+            await browser.close()
+    finally:
+        await call.close()
+    return state
+
+
+async def once_gathered(page: Any, call: Call) -> tuple[dict[str, Any], int, int]:
+    """Once the page's latest peer connection has gathered: its PEER_STATE, the frames the
+    page has shown and the frames the kiosk has received."""
+    await page.wait_for_function(
+        "() => window.__pcs.length > 0 &&"
+        " window.__pcs[window.__pcs.length - 1].iceGatheringState === 'complete'",
+        timeout=20_000,
+    )
+    state = await page.evaluate(PEER_STATE)
+    frames = await page.evaluate(VIDEO_FRAMES)
+    return state, frames, call.core.status()["frames_received"]
+
+
+def assert_relay_to_relay(state: dict[str, Any]) -> None:
+    """The call connected, relay-only, on a pair of relayed candidates, and neither end
+    offered anything but relayed candidates (no host, no server-reflexive)."""
+    assert state["policy"] == "relay" and state["connection"] == "connected"
+    assert (state["local"], state["remote"]) == ("relay", "relay")
+    assert state["pairBytesReceived"] > 10_000
+    assert set(candidate_types(state["remoteSdp"])) == {"relay"}  # the kiosk's offer
+    assert set(candidate_types(state["localSdp"])) == {"relay"}  # Chromium's answer
 
 
 class Coturn:

@@ -343,6 +343,9 @@ class KioskCore:
         if self.care is not None:
             self.care.close()
             self.care = None
+        if self._ice_session is not None:
+            self._ice_session.close()
+            self._ice_session = None
         self._stop_probe()
         await self._detach_call()
         for task in list(self._tasks):

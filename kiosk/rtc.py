@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import contextvars
 import fractions
+import functools
 import logging
 import math
 import queue
@@ -215,6 +216,7 @@ def _install_turn_tls_log() -> None:
         return
     original = current
 
+    @functools.wraps(original)
     async def create_turn_endpoint(*args: Any, **kwargs: Any) -> Any:
         try:
             return await original(*args, **kwargs)

@@ -19,6 +19,8 @@ import re
 import ssl
 from pathlib import Path
 
+import aioice.ice
+import aioice.turn
 import pytest
 from playwright.async_api import async_playwright
 
@@ -137,3 +139,23 @@ def test_the_kiosks_ca_setting_keeps_verification_on_and_a_bad_file_stops_it_sta
     for bad in (tmp_path / "missing.pem", not_pem):
         with pytest.raises(ConfigError, match=r"kiosk\.turn_ca_file .* CA certificate"):
             KioskCore(KioskConfig(data_dir=tmp_path / "kiosk", turn_ca_file=bad))
+
+
+async def test_the_aiortc_and_aioice_internals_the_tls_plumbing_relies_on() -> None:
+    """rtc.new_peer_connection(turn_tls=...) hands its SSL context to each ICE gatherer's
+    aioice Connection (turn_ssl), which aioice passes to asyncio as `ssl=`; the refusal log
+    wraps aioice.turn.create_turn_endpoint, which aioice looks up at call time."""
+    context = ssl.create_default_context()
+    pc = rtc.new_peer_connection(
+        [{"urls": ["turns:127.0.0.1:5349?transport=tcp"], "username": "u", "credential": "c"}],
+        "relay",
+        turn_tls=context,
+    )
+    try:
+        pc.addTransceiver("video")
+        gatherer = pc.getTransceivers()[0].sender.transport.transport.iceGatherer
+        assert gatherer._connection.turn_ssl is context, "the SSL context did not reach aioice"
+    finally:
+        await pc.close()
+    assert {"turn", "create_turn_endpoint"} <= set(aioice.ice.relayed_candidate.__code__.co_names)
+    assert "ssl" in aioice.turn.create_turn_endpoint.__wrapped__.__code__.co_varnames

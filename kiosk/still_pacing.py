@@ -18,13 +18,15 @@ decision (about once a second) and hands the answer to the sync worker's token b
 - After the ladder steps down to a lower rung (loss, delay, REMB) the link is congested right
   now, perhaps by the still itself: the still drops to its floor for `calm_s` so the router's
   queue drains and the call's new rung settles.
-- Floor: a still always moves. With video flowing the floor is small (a still may take a
-  while, the live picture is what matters); when the call is audio-only the still is the
-  only picture the clinician gets, so it gets more.
+- Floor: a still always moves, at `floor_share` of what the call sends (a twentieth: well
+  inside the video's own swing around its rate, which the ladder's 15 % headroom absorbs;
+  an aiortc receiver's REMB is at most 1.5× what it gets and dips with CPU jitter, so on a
+  fast link it often leaves no headroom at all), and at least `floor_bps`. When the call is
+  audio-only the still is the only picture the clinician gets, so it gets more.
 - Chunk size: a chunk leaves the kiosk at the link's full speed, however well the average is
   paced, and waits in the home router's queue ahead of the call's packets; so a chunk and its
-  request take at most `queue_s` at the link's estimate (about 1.5 KiB, one TCP segment, on a
-  300 kbit/s rural line, whose router queue holds about 8 kB).
+  request take at most `queue_s` at the link's estimate (1 KiB on a 300 kbit/s rural line,
+  whose router queue holds about 8 kB).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class StillPacingConfig:
     # small chunks' overhead); the live picture is what matters. Audio-only, the still is the
     # only picture, and a link too poor for video still carries this beside the audio.
     floor_bps: float = 16_000.0
+    floor_share: float = 0.05  # ... or this share of what the call sends, if more
     audio_only_floor_bps: float = 32_000.0
     calm_s: float = 5.0  # after the ladder steps down, the still waits at its floor this long
     window_s: float = 5.0  # the link is the least estimate over this long
@@ -54,8 +57,11 @@ class StillPacingConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.margin < 1:
             raise ValueError("still pacing margin must be in [0, 1)")
-        if not 0 < self.floor_bps <= self.audio_only_floor_bps:
-            raise ValueError("still floors must be positive, the audio-only one the larger")
+        if not 0 < self.floor_bps <= self.audio_only_floor_bps or not 0 <= self.floor_share < 1:
+            raise ValueError(
+                "still floors must be positive (the audio-only one the larger), "
+                "floor_share in [0, 1)"
+            )
         if self.calm_s < 0 or self.window_s < 0 or self.queue_s <= 0:
             raise ValueError("calm_s and window_s must be 0 or more, queue_s more than 0")
 
@@ -153,7 +159,10 @@ class StillPacer:
             self.calm_until = now + cfg.calm_s
         self.rung_bps = load.rung_bps
         audio_only = load.rung_bps == 0
-        floor = cfg.audio_only_floor_bps if audio_only else cfg.floor_bps
+        floor = max(
+            cfg.audio_only_floor_bps if audio_only else cfg.floor_bps,
+            cfg.floor_share * call_bps(load),
+        )
         while self.links and (self.links[0][0] < now - cfg.window_s or self.links[0][0] > now):
             self.links.popleft()  # older than the window (or from a clock that went back)
         self.links.append((now, link_bps(load)))

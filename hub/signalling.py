@@ -394,19 +394,29 @@ class Signalling:
         known = await anyio.to_thread.run_sync(store.patients_in_teams, person.teams)
         self.patient_teams.update({p.id: p.team_id for p in known})
         conn = _Connection(websocket)
-        # Care-team changes while the page is open (any hub instance's admin page publishes
-        # them on the person's topic): followed by _follow_teams, in order, latest wins.
+        # Care-team changes while the page is open (an admin on any hub instance publishes
+        # them on the person's topic). The pushes follow at once, on delivery (on one hub
+        # instance that is before the admin's request is answered); the room, which needs
+        # the new teams' patients from the database, follows in _follow_teams.
         teams_in, teams_out = anyio.create_memory_object_stream[frozenset[str]](
             max_buffer_size=float("inf")
         )
-
-        def on_person(message: Message) -> None:
-            if TEAMS_KEY in message:
-                teams_in.send_nowait(frozenset(message[TEAMS_KEY]))
-
         team_subscriptions = {
             team: self.bus.subscribe(team_topic(team), conn.send) for team in person.teams
         }
+
+        def on_person(message: Message) -> None:
+            if TEAMS_KEY not in message or conn.id not in self._clinicians:
+                return
+            teams = frozenset(message[TEAMS_KEY])
+            for team in set(team_subscriptions) - teams:
+                team_subscriptions.pop(team).close()
+            for team in sorted(teams - set(team_subscriptions)):
+                team_subscriptions[team] = self.bus.subscribe(team_topic(team), conn.send)
+            current = self._clinicians[conn.id][1]
+            self._clinicians[conn.id] = (conn, dataclasses.replace(current, teams=teams))
+            teams_in.send_nowait(teams)
+
         subscriptions = [
             self.bus.subscribe(CLINICIANS, self._clinician_delivery(person, conn)),
             self.bus.subscribe(clinician_topic(conn.id), conn.send),
@@ -423,7 +433,7 @@ class Signalling:
                     await self._on_clinician(current, conn, message)
 
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(self._follow_teams, conn, teams_out, team_subscriptions)
+                tasks.start_soon(self._follow_teams, conn, teams_out)
                 await conn.run(m.parse_clinician_message, handle)
                 tasks.cancel_scope.cancel()
         finally:
@@ -443,14 +453,11 @@ class Signalling:
         await self.bus.publish(person_topic(username), {TEAMS_KEY: sorted(teams)})
 
     async def _follow_teams(
-        self,
-        conn: _Connection,
-        changes: anyio.abc.ObjectReceiveStream[frozenset[str]],
-        team_subscriptions: dict[str, Any],
+        self, conn: _Connection, changes: anyio.abc.ObjectReceiveStream[frozenset[str]]
     ) -> None:
-        """The page's person joined or left care teams: hear the new teams' pushes (help
-        requests) and stop hearing the old ones', see the new teams' patients in the room and
-        no longer the old ones' — without the page reconnecting."""
+        """The page's person joined or left care teams (their pushes already follow): show
+        the room as the new teams see it — their patients in, the old teams' out — without the
+        page reconnecting."""
         store = services(conn.websocket).store
         async for teams in changes:
             # The teams of their patients, for the room's filter (a kiosk may be on another
@@ -461,15 +468,11 @@ class Signalling:
                 log.error("could not read the new teams' patients (%s)", type(exc).__name__)
                 known = []
             self.patient_teams.update({p.id: p.team_id for p in known})
-            for team in set(team_subscriptions) - teams:
-                team_subscriptions.pop(team).close()
-            for team in sorted(teams - set(team_subscriptions)):
-                team_subscriptions[team] = self.bus.subscribe(team_topic(team), conn.send)
             entry = self._clinicians.get(conn.id)
             if entry is None:
                 return
-            self._clinicians[conn.id] = (conn, dataclasses.replace(entry[1], teams=teams))
-            conn.send(self._versioned(m.waiting_room(self.visible_snapshot(teams))))
+            # The teams as they are now (a later change may already have arrived).
+            conn.send(self._versioned(m.waiting_room(self.visible_snapshot(entry[1].teams))))
             log.info("clinic page follows new care teams")
 
     async def _on_clinician(

@@ -314,7 +314,7 @@ function upcomingItem(appt) {
     el("span", { class: "upcoming-caller", testid: "upcoming-caller" }, whoCalls(appt)),
   );
   const status = appt.status === "due" ? el("span", { class: "pill pill-ok" }, "due now") : "";
-  const moveButton = el("button", { type: "button", class: "button button-quiet", testid: "move-button" }, "Move");
+  const moveButton = el("button", { type: "button", class: "button button-quiet", testid: "move-button" }, "Change");
   const cancelButton = el("button", { type: "button", class: "button button-quiet", testid: "cancel-button" }, "Cancel");
   const error = el("p", { class: "form-error", role: "alert", testid: "upcoming-error" });
   error.hidden = true;

@@ -21,7 +21,9 @@ How it decides (the libwebrtc rules in ../shared/ANCHORS.md, plus what the lab m
   caps the video rate instead (frames skipped) for up to `remb_dip_s`; one under the lowest
   rung holds that rung, capped, for `remb_audio_only_s` before video stops.
 - Loss is smoothed by time (samples repeat a receiver report), and a loss cut starts from
-  what was sent over `sent_window_s`.
+  what was sent over `sent_window_s`. The reports of the `loss_holdoff_s` after a step down
+  still describe the old rate: the smoothing starts afresh after them, so one burst of loss
+  cuts once, not again on its own echo.
 - Up is careful: one rung at a time, only when the next rung fits with a margin, smoothed
   loss is low and the RTT calm for `up_hold_s`, and not soon after a drop. A REMB grows
   only to 1.5× what it receives, so a REMB near that ceiling does not stop the next step
@@ -427,16 +429,21 @@ class Ladder:
         sent = self._sent_over(s, dt)
         if s.loss is None:
             return None
-        # From a prior of no loss: the first report of a call (its start-up burst) is
-        # smoothed like any other. Weighted by time: samples come every second, and every
-        # 0.2 s after a REMB, when they repeat the same receiver report.
+        if self.now - self._last_down < cfg.loss_holdoff_s:
+            # Receiver reports still describe the time before the step down: they neither
+            # cut again nor count towards the loss at the new rate. (Smoothed in, the loss
+            # of a failed climb on the rural lab link cut 180p10 to audio only 3 s later,
+            # on fresh reports of 2-3 %.)
+            self._loss_avg = None
+            return None
+        # From a prior of no loss: the first report of a call (its start-up burst), or the
+        # first after a step down, is smoothed like any other. Weighted by time: samples
+        # come every second, and every 0.2 s after a REMB, when they repeat the same report.
         keep = 0.7 ** min(1.0, dt)
         self._loss_avg = keep * (self._loss_avg or 0.0) + (1 - keep) * s.loss
         # Smoothed: one report covers a second or so, and on a link with random loss a
         # single report of 10 % is chance; a queue overflowing keeps it high.
         if self._loss_avg > cfg.loss_down:
-            if self.now - self._last_down < cfg.loss_holdoff_s:
-                return None  # a receiver report describes the time before we stepped down
             base = sent if sent else self._loss_est
             self._loss_est = min(self._loss_est, base * (1 - 0.5 * self._loss_avg))
             return "loss"

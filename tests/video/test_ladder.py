@@ -233,6 +233,47 @@ def test_one_receiver_report_seen_by_quick_samples_counts_once() -> None:
     assert decision.rung != top and "loss" in reasons
 
 
+def test_a_burst_of_loss_cuts_once_not_again_on_the_reports_from_before_the_cut() -> None:
+    """Lab, rural link: a failed climb's queue lost 25-30 % for a few reports; the ladder cut
+    to 180p10, and 3 s later cut again to audio only on the smoothed burst while the fresh
+    reports said 2-3 % (12 s with no picture)."""
+    ladder = Ladder(start_bps=400_000)
+    t = 0.0
+    for _ in range(8):
+        t += 1
+        sample = LinkSample(
+            now=t, sent_bps=ladder.wire_bps(ladder.rung), remb_bps=300_000, remb_at=t,
+            loss=0.02, rtt_s=0.2,
+        )  # fmt: skip
+        ladder.update(sample)
+    assert ladder.rung.name == "270p15"
+    rungs = []
+    for loss in (0.30, 0.30, 0.25, 0.03) + (0.02,) * 10:
+        t += 1
+        sample = LinkSample(
+            now=t, sent_bps=0.95 * ladder.wire_bps(ladder.rung), remb_bps=300_000, remb_at=t,
+            loss=loss, rtt_s=0.2,
+        )  # fmt: skip
+        rungs.append(ladder.update(sample).rung)
+    assert rungs[0].height == 180  # the burst is acted on at once
+    assert all(not r.audio_only and r.fps >= 10 for r in rungs), [r.name for r in rungs]
+
+
+def test_loss_that_goes_on_after_a_cut_cuts_again() -> None:
+    ladder = Ladder(start_bps=400_000)
+    history = []
+    for t in range(1, 30):
+        loss = 0.25 if t > 8 else 0.02
+        sample = LinkSample(
+            now=t, sent_bps=ladder.wire_bps(ladder.rung), remb_bps=300_000, remb_at=t,
+            loss=loss, rtt_s=0.2,
+        )  # fmt: skip
+        history.append((t, ladder.update(sample)))
+    cuts = [t for t, d in history if d.changed and d.reason == "loss"]
+    assert len(cuts) >= 2 and cuts[0] <= 10
+    assert cuts[1] - cuts[0] <= ladder.config.loss_holdoff_s + 3
+
+
 def test_stale_remb_is_ignored() -> None:
     ladder = Ladder(start_bps=1_000_000)
     decision = ladder.update(

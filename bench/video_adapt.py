@@ -246,15 +246,17 @@ def reverse_fps(samples: list[dict[str, Any]], t0: float, seconds: float) -> lis
     """
     times = [s["t"] for s in samples]
     counts = [s["frames_received"] for s in samples]
-    if len(times) < 2 or times[0] > t0 or times[-1] < t0 + seconds:
+    if len(times) < 2 or times[0] > t0:
         return []
+    # The kiosk stops sampling as the call ends, a moment before or after the last second's end.
+    whole = min(int(seconds), int(times[-1] - t0 + 0.2))
 
     def at(t: float) -> float:
         i = min(max(1, bisect.bisect_right(times, t)), len(times) - 1)
         (ta, ca), (tb, cb) = (times[i - 1], counts[i - 1]), (times[i], counts[i])
         return ca + (cb - ca) * (t - ta) / (tb - ta) if tb > ta else cb
 
-    return [at(t0 + s + 1) - at(t0 + s) for s in range(int(seconds))]
+    return [at(t0 + s + 1) - at(t0 + s) for s in range(whole)]
 
 
 def recorded_trace(profile: netlab.Profile, t0: float, kiosk: dict[str, Any]) -> dict[str, Any]:

@@ -11,10 +11,11 @@ import pytest
 from .lab import load_bench
 
 
-def samples(fps: float, seconds: float, rng: random.Random) -> list[dict]:
-    """A counter of frames decoded at `fps`, read every 0.1 s plus the sampler's own delay."""
+def samples(fps: float, until: float, rng: random.Random) -> list[dict]:
+    """A counter of frames decoded at `fps`, read every 0.1 s plus the sampler's own delay,
+    from 0 to `until`."""
     out, t = [], 0.0
-    while t < seconds + 1:
+    while t <= until:
         out.append({"t": t, "frames_received": int(t * fps)})
         t += 0.1 + rng.uniform(0.0, 0.03)
     return out
@@ -28,6 +29,14 @@ def test_a_15_fps_picture_counts_15_fps_each_second() -> None:
     assert statistics.fmean(rates) == pytest.approx(15, rel=0.05)
 
 
-def test_no_counts_when_the_samples_do_not_cover_the_span() -> None:
+def test_the_last_second_counts_when_sampling_stops_a_moment_early() -> None:
+    # The lab stops the kiosk as the profile ends: its last sample may fall just before that.
     video_adapt = load_bench("video_adapt")
-    assert video_adapt.reverse_fps(samples(15, 10, random.Random(1)), 0.5, 30) == []
+    rates = video_adapt.reverse_fps(samples(15, 29.9, random.Random(2)), 0.0, 30)
+    assert len(rates) == 30
+    assert all(14 <= r <= 16 for r in rates)
+
+
+def test_no_counts_without_samples_from_the_start() -> None:
+    video_adapt = load_bench("video_adapt")
+    assert video_adapt.reverse_fps(samples(15, 10, random.Random(1)), -1.0, 10) == []

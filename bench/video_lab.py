@@ -7,10 +7,10 @@ lines: commands on stdin, events on stdout, a final report in `--out`):
   accounts, and the clinician twin (porchlight/clinician_peer.py), which admits the first
   patient who waits and logs every frame of the kiosk's picture and sound it decodes.
   `still` asks for a still and waits for it whole; `ask-still` only asks, `await-still
-  <request_id> taken|progress|ready <timeout>` waits for that stage and answers with the
-  clinician's messages about that still, `hub-stills` gives the hub's own rows of the
-  patient's stills, `fetch-still <id>` the patient's list and the JPEG as the clinic page
-  loads them.
+  <request_id> taken|progress|ready <timeout> [<bytes>]` waits for that stage (progress: at
+  least that many bytes on the hub) and answers with the clinician's messages about it,
+  `hub-stills` gives the hub's own rows of the patient's stills, `fetch-still <id>` the
+  patient's list and the JPEG as the clinic page loads them.
 - `kiosk` (the kiosk's namespace): the real KioskCore (simulated button, test-pattern camera,
   tone), ICE on the lab address, its data (credential, outbox) in `<data>/kiosk`, so a kiosk
   SIGKILLed and started again on the same `--data` keeps its outbox. `press` presses its
@@ -130,8 +130,10 @@ async def clinic_role(args: argparse.Namespace) -> None:
                     await clinician.request({"type": "take_still", "request_id": request_id})
                     emit(event="still_asked", request_id=request_id, at=time.monotonic())
                 elif line.startswith("await-still "):
-                    _, request_id, stage, timeout = line.split()
-                    got = await still_stage(clinician, request_id, stage, float(timeout))
+                    _, request_id, stage, timeout, *at_least = line.split()
+                    got = await still_stage(
+                        clinician, request_id, stage, float(timeout), int(*at_least or [1])
+                    )
                     emit(event="still_stage", **got)
                 elif line == "hub-stills":
                     rows = await asyncio.to_thread(hub_still_rows, server, seed.patient_id)
@@ -566,10 +568,11 @@ STILL_STAGES = {"taken": "still_taken", "progress": "still_progress", "ready": "
 
 
 async def still_stage(
-    clinician: Any, request_id: str, stage: str, timeout: float
+    clinician: Any, request_id: str, stage: str, timeout: float, at_least: int = 1
 ) -> dict[str, Any]:
     """Wait (up to `timeout` s) until the clinician has been told the still asked for with
-    `request_id` reached `stage`; whether it did, and every message about it, in order."""
+    `request_id` reached `stage` (progress: `at_least` bytes on the hub); whether it did,
+    and every message about it, in order."""
     kind = STILL_STAGES[stage]
 
     def about_it() -> list[dict[str, Any]]:
@@ -584,7 +587,10 @@ async def still_stage(
         return [m for m in clinician.stills if m.get("still_id") == still_id]
 
     def reached() -> bool:
-        return any(m["type"] == kind for m in about_it())
+        return any(
+            m["type"] == kind and (kind != "still_progress" or m["received"] >= at_least)
+            for m in about_it()
+        )
 
     with contextlib.suppress(TimeoutError):
         await clinician.wait_for(reached, timeout)

@@ -29,11 +29,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 OUTAGE_S = 15.0  # shorter than the kiosk waits for a lost call (40 s): the call carries on
 
 
-def still_stage(call, request_id: str, stage: str, timeout: float) -> list[dict[str, Any]]:
-    """The clinician's messages about the still, once it reached `stage` (the clinic role
-    waits on its own messages; no polling here)."""
-    got = call.ask("clinic", f"await-still {request_id} {stage} {timeout}", "still_stage",
-                   timeout + 30)  # fmt: skip
+def still_stage(
+    call, request_id: str, stage: str, timeout: float, at_least: int = 1
+) -> list[dict[str, Any]]:
+    """The clinician's messages about the still, once it reached `stage` (progress: at least
+    `at_least` bytes on the hub). The clinic role waits on its own messages: no polling."""
+    command = f"await-still {request_id} {stage} {timeout} {at_least}"
+    got = call.ask("clinic", command, "still_stage", timeout + 30)
     assert got["reached"], f"the still never got to {stage!r}: {got['messages']}"
     return got["messages"]
 
@@ -54,14 +56,15 @@ def kiosk_copy(call, still_id: str) -> bytes:
 
 
 def cut_mid_upload(call) -> tuple[str, str, bytes]:
-    """Ask for a still; once some of it (not all) is on the hub, take the link down.
-    The clinic's request id, the still's id and its bytes as the kiosk captured them."""
+    """Ask for a still; once a quarter of it (not all) is on the hub, take the link down, so
+    what arrives is spliced from bytes sent before and after. The clinic's request id, the
+    still's id and its bytes as the kiosk captured them."""
     request_id = call.ask("clinic", "ask-still", "still_asked")["request_id"]
-    messages = still_stage(call, request_id, "progress", 120)
-    call.lab.outage(True)
-    taken = messages[0]
+    taken = still_stage(call, request_id, "taken", 60)[0]
     assert taken["type"] == "still_taken"
     still_id, size = taken["still_id"], taken["size"]
+    still_stage(call, request_id, "progress", 120, at_least=size // 4)
+    call.lab.outage(True)
     data = kiosk_copy(call, still_id)
     assert len(data) == size
     assert data[:2] == b"\xff\xd8"  # a JPEG

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -127,7 +128,15 @@ def main() -> None:
         for profile in args.profiles.split(","):
             runs = every.setdefault(profile, [])
             for n in range(args.runs):
-                result = run_once(profile, Path(scratch) / f"{profile}-{n}")
+                work = Path(scratch) / f"{profile}-{n}"
+                try:
+                    result = run_once(profile, work)
+                except (RuntimeError, AssertionError) as exc:
+                    # A run that failed keeps its roles' logs (the scratch directory goes).
+                    kept = Path(tempfile.mkdtemp(prefix=f"porchlight-still-failed-{profile}-"))
+                    shutil.copytree(work, kept, dirs_exist_ok=True)
+                    print(f"{profile} run {n + 1} FAILED: {exc}; logs in {kept}", flush=True)
+                    continue
                 runs.append(result)
                 print(
                     f"{profile} run {n + 1} (load {result['load']}): {result['resolution']} "
@@ -141,7 +150,8 @@ def main() -> None:
                     f"{result['freezes_settled_before']}",
                     flush=True,
                 )
-            summarise(profile, runs)
+            if runs:
+                summarise(profile, runs)
     if args.json:
         args.json.write_text(json.dumps(every, indent=1))
 

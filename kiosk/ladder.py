@@ -18,8 +18,10 @@ How it decides (the libwebrtc rules in ../shared/ANCHORS.md, plus what the lab m
   that does (several rungs at once if needed), or to audio-only below the lowest rung. A
   REMB below us counts at once when it was just cut; one that is rising (catching up after
   a climb or a video restart) gets `remb_catchup_s`. One within `remb_tolerance` of the rung
-  caps the video rate instead (frames skipped) for up to `remb_dip_s`; one under the lowest
-  rung holds that rung, capped, for `remb_audio_only_s` before video stops.
+  caps the video rate instead (frames skipped) for up to `remb_dip_s` (not back on the rung a
+  failed climb came from when the REMB is cut again: that is the link, not the climb's queue
+  draining); one under the lowest rung holds that rung, capped, for `remb_audio_only_s`
+  before video stops.
 - Loss is smoothed by time (samples repeat a receiver report), and a loss cut starts from
   what was sent over `sent_window_s`. The reports of the `loss_holdoff_s` after a step down
   still describe the old rate: the smoothing starts afresh after them, so one burst of loss
@@ -46,6 +48,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 QUALITY_WORDS = ("good", "fair", "poor")
+# A REMB this far under the one before was cut by the receiver (it saw a queue), not jitter.
+REMB_CUT = 0.97
 
 
 @dataclass(frozen=True)
@@ -225,6 +229,7 @@ class Ladder:
         self._sent: deque[tuple[float, float, float]] = deque()  # (when, dt, sent_bps)
         self._remb_low_since: float | None = None
         self._remb_under_since: float | None = None  # REMB under this rung's rate since
+        self._back_from_climb = False  # on the rung a climb undone by the REMB came from
 
     # ------------------------------------------------------------ reading
 
@@ -288,6 +293,16 @@ class Ladder:
         elif self._remb_under_since is None:
             self._remb_under_since = self.now
         dip = self._remb_under_since is None or self.now - self._remb_under_since < cfg.remb_dip_s
+        prev = self._prev_remb
+        falling = remb is not None and prev is not None and remb < prev * REMB_CUT
+        up = self._last_up
+        probing = up is not None and self.now - up[0] <= cfg.probe_window_s
+        if (probing or self._back_from_climb) and self._remb_under and falling:
+            # Soon after a climb, or back from one that failed, a REMB under this rung that is
+            # cut again is the link, not a jitter dip or the climb's queue draining (those
+            # rise): holding the rung, capped, only skips frames (rural lab: 0.5 s freezes,
+            # one after another) until remb_dip_s steps down anyway.
+            dip = False
         remb, self._remb_cap = self._remb_that_counts(remb)
         limits = _Limits(remb=remb, own=own)
         # What binds: REMB is compared with what we send, our own estimate with what we need.
@@ -335,6 +350,7 @@ class Ladder:
                 elif reason == "remb" and self._fits(up[1], limits, remb_margin=cfg.remb_tolerance):
                     index = up[1]
             self._step_to(index, reason)
+            self._back_from_climb = up is not None and index == up[1] and reason == "remb"
         else:
             self._maybe_up(s, limits)
         if remb is None or remb >= cfg.remb_tolerance * self.rungs[-1].video_bps:
@@ -388,6 +404,7 @@ class Ladder:
         else:
             self._last_up = (self.now, self._index)
         self._index = index
+        self._back_from_climb = False
         self._remb_under_since = None
         self._changed_at = self.now
         self._calm_since = None
@@ -407,7 +424,7 @@ class Ladder:
         prev, self._prev_remb = self._prev_remb, remb
         if remb is None or remb >= self.rung.video_bps or self.rung.audio_only:
             return remb, None
-        if prev is not None and remb < prev * 0.97:
+        if prev is not None and remb < prev * REMB_CUT:
             return remb, remb  # cut
         if self.now - self._changed_at < self.config.remb_catchup_s:
             return None, None

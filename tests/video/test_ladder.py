@@ -212,6 +212,69 @@ def test_a_remb_dip_is_ridden_out_but_a_remb_that_stays_under_is_the_link() -> N
     assert decision.rung.video_bps <= remb
 
 
+def climb_on_a_steady_remb(ladder: Ladder, remb: float) -> float:
+    """Feed a clean link and a steady REMB, a sample a second, until the ladder climbs a rung;
+    returns the time of the climb."""
+    start, t = ladder.rung, 0.0
+    while ladder.rung == start and t < 30:
+        t += 1
+        sample = LinkSample(
+            now=t, sent_bps=ladder.wire_bps(ladder.rung), remb_bps=remb, remb_at=t,
+            loss=0.0, rtt_s=0.2,
+        )  # fmt: skip
+        ladder.update(sample)
+    return t
+
+
+def climbed_and_undone_by_the_remb() -> tuple[Ladder, float]:
+    """Rural lab shape: on 270p15 the REMB grows to its app-limited ceiling, the ladder tries
+    270p20, the receiver cuts its REMB under 270p15 and the ladder goes back there, capped."""
+    ladder = Ladder(start_bps=400_000)
+    assert ladder.rung.name == "270p15"
+    t = climb_on_a_steady_remb(ladder, 320_000)
+    assert ladder.rung.name == "270p20"
+    t += 1
+    back = ladder.update(LinkSample(now=t, sent_bps=330_000, remb_bps=200_000, remb_at=t))
+    assert back.changed and back.rung.name == "270p15" and back.video_cap_bps == 200_000
+    return ladder, t
+
+
+def test_back_from_a_failed_climb_a_falling_remb_steps_down_at_once() -> None:
+    """Lab, rural: back on 270p15 after 270p20 failed, the REMB sank further (200 → 180
+    kbit/s); the ladder held 270p15 capped for remb_dip_s, skipping frames (0.5 s freezes),
+    and then stepped down anyway."""
+    ladder, t = climbed_and_undone_by_the_remb()
+    d = ladder.update(LinkSample(now=t + 0.2, sent_bps=250_000, remb_bps=190_000, remb_at=t + 0.2))
+    assert d.changed and d.reason == "remb" and d.rung.name == "180p15"
+
+
+def test_soon_after_a_climb_a_remb_that_sinks_under_the_rung_steps_down_at_once() -> None:
+    """Lab, rural: 180p15 → 270p15 on a REMB that grew to its ceiling; a few seconds later
+    the REMB sank under 270p15 and went on sinking, and the ladder held 270p15 capped (three
+    0.5 s freezes in a row) for remb_dip_s."""
+    ladder = Ladder(start_bps=300_000)
+    assert ladder.rung.name == "180p15"
+    t = climb_on_a_steady_remb(ladder, 240_000)
+    assert ladder.rung.name == "270p15"
+    for remb in (240_000, 240_000, 222_000, 218_000):  # past remb_catchup_s, then just under
+        t += 1
+        d = ladder.update(LinkSample(now=t, sent_bps=276_000, remb_bps=remb, remb_at=t))
+    assert d.rung.name == "270p15" and d.video_cap_bps == 218_000  # a dip: capped
+    t += 0.2
+    d = ladder.update(LinkSample(now=t, sent_bps=250_000, remb_bps=200_000, remb_at=t))
+    assert d.changed and d.reason == "remb" and d.rung.name == "180p15"
+
+
+def test_back_from_a_failed_climb_a_rising_remb_keeps_the_rung_capped() -> None:
+    """p1 lab shape: after a failed climb the REMB recovers from just under the rung: a dip
+    (the climb's queue draining), ridden out at the same size."""
+    ladder, t = climbed_and_undone_by_the_remb()
+    for i, remb in enumerate((206_000, 212_000, 218_000), start=1):
+        now = t + 0.2 * i
+        d = ladder.update(LinkSample(now=now, sent_bps=250_000, remb_bps=remb, remb_at=now))
+        assert d.rung.name == "270p15", (now, d)
+
+
 def test_one_receiver_report_seen_by_quick_samples_counts_once() -> None:
     """After a REMB the ladder runs every 0.2 s, and each sample repeats the last receiver
     report: one report of 15 % loss is chance on a lossy link, the same loss report after

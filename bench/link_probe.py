@@ -15,7 +15,7 @@ Printed: every probe's estimate and the rung the call would start on, then the s
 tests/video/test_link_probe.py).
 
     sudo flock /tmp/porchlight-lab.lock python bench/link_probe.py [--runs 20]
-        [--profile rural] [--json out.json] [--show 3]
+        [--profile rural | --rate 2500 --delay-ms 25] [--json out.json] [--show 3]
 """
 
 from __future__ import annotations
@@ -152,6 +152,10 @@ def role_argv(lab: netlab.NetLab, ns: str, *argv: str) -> list[str]:
 
 def orchestrate(args: argparse.Namespace) -> None:
     profile = netlab.PROFILES[args.profile]
+    if args.rate:  # a steady link of this rate instead (the lab call test's 2.5 Mbit/s, say)
+        profile = netlab.Profile(
+            f"{args.rate}kbit", ((0, args.rate),), delay_ms=args.delay_ms, loss=0.0, seconds=60
+        )
     link_bps = profile.steps[0][1] * 1000 * 0.973  # tbf measured 292 kbit/s at 300kbit
     work = Path(tempfile.mkdtemp(prefix="probe-bench-"))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -242,6 +246,8 @@ def main() -> None:
     parser.add_argument("--out")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--profile", default="rural", choices=sorted(netlab.PROFILES))
+    parser.add_argument("--rate", type=int, help="kbit/s: a steady lossless link instead")
+    parser.add_argument("--delay-ms", type=int, default=25, help="one way, with --rate")
     parser.add_argument("--json")
     parser.add_argument("--show", type=int, default=3, help="print this many timelines")
     args = parser.parse_args()

@@ -111,11 +111,13 @@ class LinkProbe:
         seq = 0
         deadline = self.clock() + self.duration_s
         while self.clock() < deadline:
-            while self._in_flight + self.message_bytes <= self.window_bytes:
+            while self._in_flight + wire <= self.window_bytes:
                 if not self.send({"type": DeviceSays.PROBE, "seq": seq, "pad": self._pad()}):
                     return self.result_bps  # the hub link is down: keep what we have
+                # In wire bytes, as on_ack uncounts it: counted as padding and uncounted as
+                # wire, the window shrank with every ack until the probe stopped sending.
                 self._sizes[seq] = wire
-                self._in_flight += self.message_bytes
+                self._in_flight += wire
                 seq += 1
             self._acked.clear()
             with contextlib.suppress(TimeoutError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -123,6 +124,33 @@ async def test_probe_against_the_real_hub_on_loopback(hub) -> None:
     # Loopback is fast: far more than any rung needs.
     assert bps is not None and bps > 5_000_000
     assert Ladder(start_bps=bps).rung.name == "720p30"
+
+
+async def test_the_probe_keeps_its_window_full_to_the_end() -> None:
+    """A 2 Mbit/s link made of timers: each message leaves after the ones before it, taking
+    its deflated size's time, and is acknowledged then. The probe must keep sending for its
+    whole second (it once stopped after 0.8 s at 2.5 Mbit/s in the lab: its window shrank with
+    every ack) and read the link's rate."""
+    rate, duration = 2_000_000, 1.0
+    loop = asyncio.get_running_loop()
+    free_at = loop.time()
+    sent_at: list[float] = []
+    probe: LinkProbe
+
+    def send(message) -> bool:
+        nonlocal free_at
+        deflate = zlib.compressobj(wbits=-15)
+        wire = len(deflate.compress(message["pad"].encode()) + deflate.flush())
+        free_at = max(loop.time(), free_at) + wire * 8 / rate
+        sent_at.append(loop.time())
+        loop.call_at(free_at, probe.on_ack, message["seq"])
+        return True
+
+    probe = LinkProbe(send, duration_s=duration)
+    started = loop.time()
+    bps = await probe.run()
+    assert sent_at[-1] - started > 0.9 * duration
+    assert bps is not None and 0.9 * rate < bps < 1.2 * rate
 
 
 async def test_probe_stops_when_the_link_is_down() -> None:

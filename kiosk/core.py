@@ -508,9 +508,13 @@ class KioskCore:
             ladder.config if ladder is not None else LadderConfig(),
             None if report is None else (report.video_kbps + report.audio_kbps) * 1000,
         )
-        pace = self._still_pacer.update(load, self._clock())
+        pace = self._still_pacer.update(load, self._clock(), self.records.still_backlog_bytes)
         if self.still_pace is None or pace.reason != self.still_pace.reason:
             log.debug("still upload budget %.0f kbit/s (%s)", pace.budget_bps / 1000, pace.reason)
+        if pace.make_room != (self.still_pace is not None and self.still_pace.make_room):
+            log.info("video %s for a still", "makes room" if pace.make_room else "gives room back")
+        if ladder is not None:
+            ladder.make_room(pace.make_room)
         self.still_pace = pace
         self.records.set_upload_budget(pace.budget_bps, pace.chunk_bytes)
 

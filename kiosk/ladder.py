@@ -39,6 +39,10 @@ How it decides (the libwebrtc rules in ../shared/ANCHORS.md, plus what the lab m
   climb back above that rung for `cpu_hold_s`.
 - Audio-only is left by itself: after `audio_only_retry_s` of calm audio the lowest video
   rung is tried again, backing off up to `audio_only_retry_max_s` while it keeps failing.
+- Room for a still (`make_room`): while a still the clinician asked for goes up over a link
+  with little headroom (kiosk/still_pacing.py decides), the video stays one rung under where
+  it was, never below the lowest video rung, and climbs back by the usual rules after. Not a
+  failed climb, and the quality word still describes the link, not the rung given up.
 """
 
 from __future__ import annotations
@@ -230,6 +234,8 @@ class Ladder:
         self._remb_low_since: float | None = None
         self._remb_under_since: float | None = None  # REMB under this rung's rate since
         self._back_from_climb = False  # on the rung a climb undone by the REMB came from
+        self._room_from: int | None = None  # make_room: the rung it was asked on
+        self._room_below: int | None = None  # ... and no rung above this index meanwhile
 
     # ------------------------------------------------------------ reading
 
@@ -265,6 +271,16 @@ class Ladder:
         if self._remb_cap is not None:
             cap = min(cap, self._remb_cap)
         return Decision(self.rung, changed, self._reason, self._estimate, self._quality, cap)
+
+    def make_room(self, on: bool) -> None:
+        """On: from the next update, stay one rung under the rung now (not below the lowest
+        video rung) until called with off; a still's bytes get the difference. Off: the
+        ladder climbs back by its usual rules (calm for `up_hold_s`)."""
+        if not on:
+            self._room_from = self._room_below = None
+        elif self._room_below is None and self._index < len(self.rungs):
+            self._room_from = self._index
+            self._room_below = min(self._index + 1, len(self.rungs) - 1)
 
     # ------------------------------------------------------------ deciding
 
@@ -351,6 +367,8 @@ class Ladder:
                     index = up[1]
             self._step_to(index, reason)
             self._back_from_climb = up is not None and index == up[1] and reason == "remb"
+        elif self._room_below is not None and self._index < self._room_below:
+            self._step_to(self._room_below, "still")
         else:
             self._maybe_up(s, limits)
         if remb is None or remb >= cfg.remb_tolerance * self.rungs[-1].video_bps:
@@ -387,7 +405,8 @@ class Ladder:
         if index > self._index:  # down
             self._last_down = self.now
             up = self._last_up
-            if up is not None and self.now - up[0] <= cfg.probe_window_s and index > up[1] - 1:
+            failed_climb = up is not None and self.now - up[0] <= cfg.probe_window_s
+            if failed_climb and reason != "still" and index > up[1] - 1:
                 # The last climb did not hold: wait longer before trying that rung again.
                 target = up[1] - 1
                 from_audio_only = up[1] >= len(self.rungs)
@@ -518,6 +537,8 @@ class Ladder:
         if self._calm_since is None:
             self._calm_since = self.now
         target = self._index - 1
+        if self._room_below is not None and target < self._room_below:
+            return
         if self._cpu_cap is not None:
             cap, until = self._cpu_cap
             if self.now < until and target < cap:
@@ -550,6 +571,8 @@ class Ladder:
 
     def _quality_word(self, s: LinkSample) -> str:
         rung = self.rung
+        if self._room_from is not None and self._index == self._room_below:
+            rung = self.rungs[self._room_from]  # given up for a still, not lost to the link
         loss = s.loss or 0.0
         rtt = s.rtt_s or 0.0
         if rung.audio_only or rung.fps <= 10 or loss > self.config.loss_down or rtt > 0.6:

@@ -45,6 +45,13 @@ SCHEMA_VERSION = "2"  # 2: the stills table (issue 10); a version 1 file is upgr
 KNOWN_VERSIONS = frozenset({"1", SCHEMA_VERSION})
 
 
+# Stills whose record the hub has not acknowledged, and their bytes it has not confirmed.
+STILLS_LEFT_SQL = (
+    "SELECT COUNT(*), COALESCE(SUM(s.size - s.uploaded), 0) FROM stills s "
+    "JOIN outbox o ON o.record_id = s.record_id WHERE o.status IN ('pending', 'sending')"
+)
+
+
 def _default_path() -> Path:
     # Beside the kiosk's credential (KioskConfig.data_dir defaults to the same folder).
     return default_data_dir() / OUTBOX_FILE
@@ -442,6 +449,11 @@ class Outbox:
             ).fetchone()
         return None if row is None else StillUpload(*row)
 
+    def still_backlog(self) -> int:
+        """Bytes of stills not yet on the hub (due now or later)."""
+        with self._lock:
+            return max(0, int(self._db.execute(STILLS_LEFT_SQL).fetchone()[1]))
+
     def still_chunk(self, record_id: str, start: int, length: int) -> bytes:
         """Bytes [start, start + length) of a still (fewer at its end)."""
         with self._lock:
@@ -578,11 +590,7 @@ class Outbox:
                 "SELECT MIN(created_at) FROM outbox WHERE status IN ('pending', 'sending')"
             ).fetchone()[0]
             faults = self._db.execute("SELECT COUNT(*) FROM faults").fetchone()[0]
-            stills, left = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(s.size - s.uploaded), 0) FROM stills s "
-                "JOIN outbox o ON o.record_id = s.record_id "
-                "WHERE o.status IN ('pending', 'sending')"
-            ).fetchone()
+            stills, left = self._db.execute(STILLS_LEFT_SQL).fetchone()
         age = None if oldest is None else max(0.0, now - oldest)
         return OutboxStatus(counts, age, self.durable, faults, stills, left)
 

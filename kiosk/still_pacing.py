@@ -23,6 +23,16 @@ decision (about once a second) and hands the answer to the sync worker's token b
   an aiortc receiver's REMB is at most 1.5× what it gets and dips with CPU jitter, so on a
   fast link it often leaves no headroom at all), and at least `floor_bps`. When the call is
   audio-only the still is the only picture the clinician gets, so it gets more.
+- Room: when what is left of the still would take more than `make_room_over_s` at its
+  budget, the call makes room for it: the ladder holds the video one rung lower until the
+  still's bytes are all up (Ladder.make_room). On the lab's rural line the headroom beside
+  180p15 is 16-30 kbit/s, a minute for an 80 kB still; the clinician asked for the still and
+  is waiting for it, and would rather the live picture ran at 10 frames a second for a few
+  seconds. What the video gave up (with its retransmission share) is then the still's,
+  whatever the estimate says: a receiver's REMB grows only to 1.5x what it gets, so the
+  ladder's estimate falls with the rung and would show no new headroom. On a link with
+  headroom, the still takes it and the picture is left alone. That step down is the pacer's
+  own doing, so it starts no calm; a later one is the link's, and takes the room back.
 - Chunk size: a chunk leaves the kiosk at the link's full speed, however well the average is
   paced, and waits in the home router's queue ahead of the call's packets; so a chunk and its
   request take at most `queue_s` at the link's estimate (1 KiB on a 300 kbit/s rural line,
@@ -53,6 +63,8 @@ class StillPacingConfig:
     calm_s: float = 5.0  # after the ladder steps down, the still waits at its floor this long
     window_s: float = 5.0  # the link is the least estimate over this long
     queue_s: float = 0.05  # the longest a chunk (and its request) may queue at the link's rate
+    # Make room (one rung down) when what is left of the still would take longer than this.
+    make_room_over_s: float = 10.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.margin < 1:
@@ -64,6 +76,8 @@ class StillPacingConfig:
             )
         if self.calm_s < 0 or self.window_s < 0 or self.queue_s <= 0:
             raise ValueError("calm_s and window_s must be 0 or more, queue_s more than 0")
+        if self.make_room_over_s <= 0:
+            raise ValueError("make_room_over_s must be more than 0")
 
 
 @dataclass(frozen=True)
@@ -77,13 +91,15 @@ class CallLoad:
     rtx_share: float = 0.10  # retransmissions and keyframes on top of the video rate
     sent_bps: float | None = None  # audio + video measured going out, if known
     remb_bps: float | None = None  # the receiver's REMB for the video, if fresh
+    reason: str = ""  # why the ladder is on this rung (Decision.reason; "still": made room)
 
 
 @dataclass(frozen=True)
 class StillPace:
     budget_bps: float  # the sync worker's token bucket rate
     chunk_bytes: int  # bytes per PUT
-    reason: str  # headroom / floor / calm (for logs and the bench)
+    reason: str  # headroom / room / floor / calm (for logs and the bench)
+    make_room: bool = False  # the ladder should hold the video one rung lower for the still
 
 
 def call_load(
@@ -108,6 +124,7 @@ def call_load(
         rtx_share=config.rtx_share,
         sent_bps=sent_bps,
         remb_bps=remb,
+        reason=decision.reason if decision is not None else "",
     )
 
 
@@ -140,14 +157,19 @@ def still_chunk(budget_bps: float, link_bps: float, queue_s: float) -> int:
 
 @dataclass
 class StillPacer:
-    """One call's still pacing: remembers the rung (to see a step down) and the calm."""
+    """One call's still pacing: remembers the rung (to see a step down), the calm, and
+    whether the call is making room for a still."""
 
     config: StillPacingConfig = field(default_factory=StillPacingConfig)
     calm_until: float = -math.inf
     rung_bps: float | None = None  # the rung at the last update
     links: deque[tuple[float, float]] = field(default_factory=deque)  # (when, link_bps)
+    room: bool = False  # making room until the stills' bytes are all up
+    freed_bps: float = 0.0  # what the video gave up for the still (with its retransmissions)
 
-    def update(self, load: CallLoad, now: float) -> StillPace:
+    def update(self, load: CallLoad, now: float, backlog_bytes: int = 0) -> StillPace:
+        """The still's pace at this ladder decision; `backlog_bytes`: stills' bytes not yet
+        on the hub."""
         cfg = self.config
         rates = (load.estimate_bps, load.rung_bps, load.video_bps, load.audio_bps)
         optional = (load.sent_bps, load.remb_bps)
@@ -155,8 +177,17 @@ class StillPacer:
             r is None or (isinstance(r, int | float) and r >= 0) for r in optional
         ):
             raise ValueError("the call's rates must be numbers of bit/s, 0 or more")
-        if self.rung_bps is not None and load.rung_bps < self.rung_bps:
+        if backlog_bytes < 0:
+            raise ValueError("backlog_bytes must be 0 or more")
+        if backlog_bytes == 0:
+            self.room, self.freed_bps = False, 0.0  # the still is up: the video may climb
+        before = self.rung_bps if self.rung_bps is not None else load.rung_bps
+        dropped = load.rung_bps < before
+        if dropped and load.reason == "still" and self.room:
+            self.freed_bps = (before - load.rung_bps) * (1 + load.rtx_share)
+        elif dropped:
             self.calm_until = now + cfg.calm_s
+            self.freed_bps = 0.0
         self.rung_bps = load.rung_bps
         audio_only = load.rung_bps == 0
         floor = max(
@@ -170,10 +201,14 @@ class StillPacer:
         spare = headroom_bps(link, call_bps(load), cfg.margin)
         if now < self.calm_until:
             budget, reason = floor, "calm"
-        elif spare > floor:
+        elif spare > floor and spare >= self.freed_bps:
             budget, reason = spare, "headroom"
+        elif self.freed_bps > floor:
+            budget, reason = self.freed_bps, "room"
         else:
             budget, reason = floor, "floor"
         # Chunks are sized to the link, but it carries at least what the call and still send.
         link = max(link, budget + call_bps(load))
-        return StillPace(budget, still_chunk(budget, link, cfg.queue_s), reason)
+        if backlog_bytes * 8 > budget * cfg.make_room_over_s and not audio_only:
+            self.room = True  # kept until the bytes are up: the room it made is its budget
+        return StillPace(budget, still_chunk(budget, link, cfg.queue_s), reason, self.room)

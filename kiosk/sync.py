@@ -142,6 +142,8 @@ class SyncWorker:
         # Stills whose offset was checked with the hub (GET) since this worker started: the
         # hub's word, not our file's, decides where an upload resumes after a restart.
         self._checked: set[str] = set()
+        # Stills' bytes not yet on the hub, as of the last step (read from other threads).
+        self.still_backlog_bytes = 0
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -218,6 +220,7 @@ class SyncWorker:
         if now - self._last_purge >= self._config.purge_every_s:
             self._last_purge = now
             self._outbox.purge(now)
+        self.still_backlog_bytes = self._outbox.still_backlog()
         action, wait = self.machine.decide(now, self._outbox.next_due_at())
         if action is Action.SEND:
             # Ordinary records (and stills whose bytes are all up) first; a still's next chunk
@@ -509,6 +512,11 @@ class KioskRecords:
         ValueError for a negative or non-number, or a chunk outside 1-32 KiB. Cheap,
         thread-safe."""
         self.worker.set_upload_budget(bps, chunk_bytes)
+
+    @property
+    def still_backlog_bytes(self) -> int:
+        """Stills' bytes not yet on the hub, as the sync worker last saw. Cheap, thread-safe."""
+        return self.worker.still_backlog_bytes
 
     def wait_sent(self, record_ids: list[str], timeout: float) -> bool:
         return self.worker.wait_acked(record_ids, timeout)

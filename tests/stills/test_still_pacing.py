@@ -288,7 +288,7 @@ def test_the_ladders_word_becomes_a_call_load():
     decision = Decision(rung, False, "hold", 300_000, "fair", video_cap_bps=190_000)
     fresh = LinkSample(now=100.0, remb_bps=210_000, remb_at=99.0)
     load = call_load(300_000, decision, fresh, LADDER, sent_bps=250_000)
-    assert load == CallLoad(300_000, 220_000, 190_000, 56_000, 0.10, 250_000, 210_000)
+    assert load == CallLoad(300_000, 220_000, 190_000, 56_000, 0.10, 250_000, 210_000, "hold")
     # A REMB older than the ladder trusts is none; nor one while no video flows.
     stale = LinkSample(now=100.0, remb_bps=210_000, remb_at=100.0 - LADDER.remb_stale_s - 1)
     assert call_load(300_000, decision, stale, LADDER).remb_bps is None
@@ -297,3 +297,63 @@ def test_the_ladders_word_becomes_a_call_load():
     # Before the ladder's first decision: as if audio only.
     first = call_load(200_000, None, None, LADDER)
     assert (first.rung_bps, first.video_bps, first.remb_bps) == (0, 0, None)
+
+
+def test_a_still_that_would_take_long_makes_room_until_its_bytes_are_up():
+    """Rural: 80 kB at the floor is 40 s, so the call makes room (one rung down); that step
+    down is the pacer's own and starts no calm; the room is kept, though the budget it frees
+    would no longer ask for it, until the backlog is 0."""
+    pacer = StillPacer()
+    rural = load_at(190_000, RUNG["180p15"], remb=190_000)
+    assert not pacer.update(rural, now=0.0).make_room  # nothing to send
+    asked = pacer.update(rural, now=1.0, backlog_bytes=80_000)
+    assert asked.make_room and asked.reason == "floor"
+    lower = CallLoad(
+        estimate_bps=300_000,
+        rung_bps=RUNG["180p10"].video_bps,
+        video_bps=RUNG["180p10"].video_bps,
+        audio_bps=LADDER.audio_bps,
+        remb_bps=250_000,
+        reason="still",
+    )
+    made = pacer.update(lower, now=2.0, backlog_bytes=79_000)
+    # No calm (its own step down), and what the video gave up is the still's, though the
+    # estimate (held to its least over 5 s) shows no headroom.
+    assert made.reason == "room" and made.make_room
+    freed = (RUNG["180p15"].video_bps - RUNG["180p10"].video_bps) * (1 + LADDER.rtx_share)
+    assert made.budget_bps == pytest.approx(freed)
+    assert pacer.update(lower, now=3.0, backlog_bytes=2_000).make_room
+    done = pacer.update(lower, now=4.0, backlog_bytes=0)
+    assert not done.make_room and done.reason != "room"
+
+
+def test_a_step_down_by_the_link_while_room_is_made_takes_the_room_back():
+    pacer = StillPacer()
+    pacer.update(load_at(190_000, RUNG["180p15"], remb=190_000), now=0.0, backlog_bytes=80_000)
+    room = CallLoad(
+        estimate_bps=190_000,
+        rung_bps=RUNG["180p10"].video_bps,
+        video_bps=RUNG["180p10"].video_bps,
+        audio_bps=LADDER.audio_bps,
+        reason="still",
+    )
+    assert pacer.update(room, now=1.0, backlog_bytes=79_000).reason == "room"
+    worse = CallLoad(
+        estimate_bps=120_000,
+        rung_bps=RUNG["180p6"].video_bps,
+        video_bps=RUNG["180p6"].video_bps,
+        audio_bps=LADDER.audio_bps,
+        reason="loss",
+    )
+    assert pacer.update(worse, now=2.0, backlog_bytes=78_000).reason == "calm"
+    later = pacer.update(worse, now=2.0 + CFG.calm_s, backlog_bytes=70_000)
+    assert later.reason == "floor" and later.make_room
+
+
+def test_a_still_with_headroom_leaves_the_picture_alone():
+    pacer = StillPacer()
+    pace = pacer.update(load_at(2_000_000, RUNG["540p30"]), now=0.0, backlog_bytes=80_000)
+    assert pace.reason == "headroom" and not pace.make_room
+    # ... and audio-only there is no rung to give.
+    audio = pacer.update(load_at(90_000, AUDIO_ONLY), now=1.0, backlog_bytes=80_000)
+    assert not audio.make_room

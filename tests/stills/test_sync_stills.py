@@ -334,3 +334,20 @@ def test_stills_survive_random_kills_each_arriving_once_and_intact(hub, proxy, t
         assert hashlib.sha256(hub_copy(hub, still_id)).hexdigest() == (
             hashlib.sha256(data).hexdigest()
         ), still_id
+
+
+def test_the_worker_says_how_much_of_its_stills_is_still_to_go(hub, proxy, tmp_path):
+    """What the call reads to decide whether to make room for a still (kiosk/still_pacing.py):
+    the bytes not yet on the hub, as the sync worker last saw; 0 once they are."""
+    proxy.cut("refuse")
+    kiosk = open_kiosk(tmp_path / "outbox.db", proxy.url, hub.token, hub.patient_id)
+    try:
+        assert kiosk.still_backlog_bytes == 0
+        data = jpeg(640, 480, seed=8)
+        still_id = kiosk.add_still(data, call_id=None, width=640, height=480, now=datetime.now(UTC))
+        wait_until(lambda: kiosk.still_backlog_bytes == len(data), 10, "the backlog seen")
+        proxy.restore()
+        assert kiosk.wait_sent([still_id], timeout=30)
+        wait_until(lambda: kiosk.still_backlog_bytes == 0, 10, "the backlog gone")
+    finally:
+        kiosk.close()

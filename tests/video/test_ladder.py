@@ -424,3 +424,70 @@ def test_a_steady_link_settles_on_the_best_fit_and_stays(capacity) -> None:
     # the sawtooth of a receiver's REMB, which the rate cap follows).
     assert all(order.index(d.rung) <= order.index(best) + 1 for d in late), rung_names(history)
     assert over_capacity_share(ladder, history, profile, 60) <= 0.3
+
+
+def test_making_room_for_a_still_holds_one_rung_lower_then_climbs_back() -> None:
+    """A still asks for room (kiosk/still_pacing.py): the video goes one rung down at the next
+    decision and never climbs above that, though the link would carry it; the quality word
+    still describes the link. Room given back: it climbs back by its usual rules, and the
+    room it made cost no failed-climb back-off."""
+    ladder = Ladder(start_bps=1_000_000)
+    link = SimLink(steps((0, 1_000_000)))
+    settled = run(ladder, link, 20)
+    order = [r.name for r in ladder.rungs]
+    was = order.index(settled[-1][1].rung.name)
+    word = settled[-1][1].quality
+    probes = {i: (p.wait_s, p.last_fail) for i, p in ladder._probes.items()}
+
+    ladder.make_room(True)
+    during = run(ladder, link, 20, start=20)
+    # The room it made is no failed climb: no back-off learnt from it.
+    assert {i: (p.wait_s, p.last_fail) for i, p in ladder._probes.items()} == probes
+    assert (during[0][1].rung.name, during[0][1].reason) == (order[was + 1], "still")
+    assert {d.rung.name for _, d in during} == {order[was + 1]}
+    assert all(d.quality == word for _, d in during)
+
+    ladder.make_room(False)
+    after = run(ladder, link, 10, start=40)
+    back = next(t for t, d in after if order.index(d.rung.name) <= was)
+    assert back - 40 <= ladder.config.up_hold_s + 1
+
+
+def test_room_is_never_made_below_the_lowest_video_rung() -> None:
+    lowest = DEFAULT_RUNGS[-1]
+    ladder = Ladder(LadderConfig(rungs=(lowest,)), start_bps=1_000_000)
+    ladder.make_room(True)
+    link = SimLink(steps((0, 1_000_000)))
+    assert {d.rung for _, d in run(ladder, link, 10)} == {lowest}
+
+
+def test_room_holds_while_the_link_moves_the_rung() -> None:
+    """Room asked at 360p20: never above 270p20 until given back, though the link would
+    carry more; a drop below that is the link's, and is followed."""
+    ladder = Ladder(start_bps=800_000)
+    link = SimLink(steps((0, 800_000), (10, 250_000), (20, 2_000_000)))
+    run(ladder, link, 1)
+    assert ladder.rung.name == "360p20"
+    ladder.make_room(True)
+    history = run(ladder, link, 40, start=1)
+    order = [r.name for r in ladder.rungs]
+    assert all(order.index(d.rung.name) >= order.index("270p20") for _, d in history)
+    assert any(order.index(d.rung.name) > order.index("270p20") for _, d in history)
+    assert history[-1][1].rung.name == "270p20"
+
+
+def test_room_made_just_after_a_climb_is_not_a_failed_climb() -> None:
+    ladder = Ladder(start_bps=600_000)
+    link = SimLink(steps((0, 600_000), (5, 1_500_000)))
+    t = 0.0
+    while True:
+        t += 1
+        decision = ladder.update(link.sample(t, sent_for(ladder), 1.0, audio_bps=56_000))
+        if decision.changed and decision.reason == "up":
+            break
+        assert t < 60, "no climb"
+    probes = {i: (p.wait_s, p.last_fail) for i, p in ladder._probes.items()}
+    ladder.make_room(True)
+    (_, step), *_ = run(ladder, link, 1, start=t)
+    assert step.reason == "still"
+    assert {i: (p.wait_s, p.last_fail) for i, p in ladder._probes.items()} == probes

@@ -444,6 +444,12 @@ def prompt(key: str | None) -> dict[str, Any]:
     return {"type": HubToDevice.PROMPT.value, "prompt": key}
 
 
+def prompt_again(key: str | None, *, late: bool) -> dict[str, Any]:
+    """The call's prompt once more, to a kiosk whose socket came back (not to be said twice);
+    `late`: asked for too long ago to appear now, so kept only if already shown."""
+    return {**prompt(key), "again": True, **({"late": True} if late else {})}
+
+
 def still_taken(taken: DeviceStillTaken, patient_id: str) -> dict[str, Any]:
     return {
         "type": HubToClinician.STILL_TAKEN.value,

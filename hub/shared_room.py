@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -70,6 +71,11 @@ room_calls = Table(
     Column("answered", Boolean, nullable=False),
     # The instance holding the clinician's socket (to notice when it dies).
     Column("clinician_instance", String(64), nullable=True),
+    # The clinician's close look (Call.view as a JSON [x, y, w, h] or null) and prompt.
+    Column("view_region", Text, nullable=True),
+    Column("view_at", UTCDateTime(), nullable=True),
+    Column("prompt", String(64), nullable=True),
+    Column("prompt_at", UTCDateTime(), nullable=True),
 )
 
 room_devices = Table(
@@ -91,7 +97,7 @@ hub_instances = Table(
 _PRESENCE_COLUMNS = "patient_id, display_name, state, since, device_lost_at, call_id"
 _CALL_COLUMNS = (
     "call_id, patient_id, clinician_conn, clinician_username, clinician_name, started, "
-    "clinician_lost_at, offer_sdp, answered"
+    "clinician_lost_at, offer_sdp, answered, view_region, view_at, prompt, prompt_at"
 )
 
 
@@ -233,8 +239,9 @@ class SharedRoom:
         calls: dict[str, Call] = {}
         self._call_instances = {}
         for r in await cur.fetchall():
-            calls[r[0]] = Call(*r[:9])
-            self._call_instances[r[0]] = r[9]
+            view = json.loads(r[9]) if r[9] is not None else None
+            calls[r[0]] = Call(*r[:9], tuple(view) if view else None, *r[10:13])
+            self._call_instances[r[0]] = r[13]
         self.room.load_state(RoomState(presence, calls))
         unknown = [p for p in presence if p not in self.patient_teams]
         if unknown:
@@ -291,12 +298,14 @@ class SharedRoom:
                 self._call_instances[key] = self.instance_id
             await conn.execute(
                 f"INSERT INTO room_calls ({_CALL_COLUMNS}, clinician_instance) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (call_id) DO UPDATE "
+                f"VALUES ({', '.join(['%s'] * 14)}) ON CONFLICT (call_id) DO UPDATE "
                 "SET patient_id = EXCLUDED.patient_id, clinician_conn = EXCLUDED.clinician_conn, "
                 "clinician_username = EXCLUDED.clinician_username, "
                 "clinician_name = EXCLUDED.clinician_name, started = EXCLUDED.started, "
                 "clinician_lost_at = EXCLUDED.clinician_lost_at, offer_sdp = EXCLUDED.offer_sdp, "
-                "answered = EXCLUDED.answered, clinician_instance = EXCLUDED.clinician_instance",
+                "answered = EXCLUDED.answered, view_region = EXCLUDED.view_region, "
+                "view_at = EXCLUDED.view_at, prompt = EXCLUDED.prompt, "
+                "prompt_at = EXCLUDED.prompt_at, clinician_instance = EXCLUDED.clinician_instance",
                 (
                     c.call_id,
                     c.patient_id,
@@ -307,6 +316,10 @@ class SharedRoom:
                     c.clinician_lost_at,
                     c.offer_sdp,
                     c.answered,
+                    None if c.view is None else json.dumps(list(c.view)),
+                    c.view_at,
+                    c.prompt,
+                    c.prompt_at,
                     self._call_instances.get(key),
                 ),
             )

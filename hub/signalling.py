@@ -62,6 +62,7 @@ from porchlight.hub.waiting_room import (
     Refused,
     WaitingPatient,
     WaitingRoom,
+    look_again,
 )
 from porchlight.protocol import (
     CLINIC_WS_PATH,
@@ -309,6 +310,10 @@ class Signalling:
                     conn.send(m.waiting(result.since))
                 if result.readmit is not None:
                     conn.send(self._admitted(result.readmit))
+                if result.state is PatientState.IN_CALL:
+                    call = self._patient_call(patient_id)
+                    if call is not None:
+                        self._send_look_again(conn, call, now)
                 await self._broadcast()
             case m.DeviceJoin():
                 row = self.room.join(patient_id, display_name, now)
@@ -369,6 +374,18 @@ class Signalling:
                 now=self._clock(),
             )
         )
+
+    def _send_look_again(self, conn: _Connection, call: Call, now: datetime) -> None:
+        """The call's close look and prompt, to a kiosk socket that came back in the call
+        (what the clinician set while it was away was lost with the socket)."""
+        again = look_again(call, now)
+        if again.view:
+            box = again.region
+            conn.send(
+                m.view(None if box is None else m.Region(x=box[0], y=box[1], w=box[2], h=box[3]))
+            )
+        if again.prompt:
+            conn.send(m.prompt_again(again.key, late=again.late))
 
     def _patient_call(self, patient_id: str) -> Call | None:
         return next((c for c in self.room.calls if c.patient_id == patient_id), None)
@@ -522,7 +539,14 @@ class Signalling:
                 await ringing.cancel(self, person, conn, message.ring_id, message.reason)
             case m.ClinicianView():
                 call = self._own_call(conn, message.call_id)
-                await self.bus.publish(device_topic(call.patient_id or ""), m.view(message.region))
+                region = message.region
+                # Kept with the call: a kiosk away now is sent it when it is back.
+                self.room.set_view(
+                    call.call_id,
+                    None if region is None else (region.x, region.y, region.w, region.h),
+                    now,
+                )
+                await self.bus.publish(device_topic(call.patient_id or ""), m.view(region))
             case m.ClinicianTakeStill():
                 call = self._own_call(conn, message.call_id)
                 await self.bus.publish(
@@ -530,6 +554,7 @@ class Signalling:
                 )
             case m.ClinicianPrompt():
                 call = self._own_call(conn, message.call_id)
+                self.room.set_prompt(call.call_id, message.prompt, now)
                 await self.bus.publish(
                     device_topic(call.patient_id or ""), m.prompt(message.prompt)
                 )

@@ -26,6 +26,9 @@ from porchlight.protocol import WAITING_GRACE_S, EndReason
 
 # A restored `since` older than this is not believed (a kiosk's clock may be far off).
 MAX_RESTORED_WAIT = timedelta(hours=12)
+# A prompt asked for this long before the kiosk's socket came back is not shown late
+# (`look_again`).
+PROMPT_FRESH = timedelta(seconds=20)
 
 _DEVICE_REASONS = frozenset(
     {EndReason.CLINICIAN_ENDED, EndReason.CLINICIAN_LOST, EndReason.REPLACED}
@@ -79,6 +82,46 @@ class Call:
     # The kiosk's last offer, kept so a clinician who reconnects before answering gets it again.
     offer_sdp: str | None = None
     answered: bool = False
+    # The clinician's close look (issue 10), kept with the call so a kiosk whose socket comes
+    # back in it is sent the look again (`look_again`): the region (x, y, w, h fractions;
+    # None: the whole picture) and the prompt on the patient's screen, each with when the
+    # clinician last set it (None: not in this call, as far as this hub knows).
+    view: tuple[float, float, float, float] | None = None
+    view_at: datetime | None = None
+    prompt: str | None = None
+    prompt_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LookAgain:
+    """What a kiosk whose socket came back in a call is sent again (issue 10)."""
+
+    # Send `view` with this region (None: the whole picture); False: nothing to send.
+    view: bool
+    region: tuple[float, float, float, float] | None
+    # Send `prompt` with this key (None: clear it); False: nothing to send.
+    prompt: bool
+    key: str | None
+    # The prompt was asked for too long ago to appear now: kept only if already shown.
+    late: bool
+
+
+def look_again(call: Call, now: datetime, prompt_fresh: timedelta = PROMPT_FRESH) -> LookAgain:
+    """The call's close look for its kiosk, whose socket just came back.
+
+    Messages the hub published while the socket was down (or dead but not yet noticed) are
+    lost, so the look is sent again whether or not the kiosk got it: the kiosk applies a
+    region it already crops to as a no-op. The region has no age limit: it is how the
+    clinician's page shows the picture now. A prompt has one: it appears large and is spoken,
+    and one turning up long after it was asked for (a kiosk may be away a minute and more)
+    comes out of nowhere — the clinician has moved on, or asks again. So an older prompt is
+    sent `late`: a kiosk already showing it keeps it, one that is not shows none (an earlier
+    prompt still on its screen was replaced by the one it missed). A cleared prompt is always
+    sent: taking words off the screen late confuses no one.
+    """
+    asked_at = call.prompt_at
+    late = asked_at is not None and call.prompt is not None and now - asked_at >= prompt_fresh
+    return LookAgain(call.view_at is not None, call.view, asked_at is not None, call.prompt, late)
 
 
 @dataclass(frozen=True)
@@ -319,6 +362,16 @@ class WaitingRoom:
         self._calls[call_id] = call
         return call
 
+    def set_view(
+        self, call_id: str, region: tuple[float, float, float, float] | None, now: datetime
+    ) -> Call:
+        """The clinician's close look in this call is now `region` (None: the whole picture)."""
+        return self._update_call(call_id, view=region, view_at=now)
+
+    def set_prompt(self, call_id: str, key: str | None, now: datetime) -> Call:
+        """The prompt on the patient's screen in this call is now `key` (None: none)."""
+        return self._update_call(call_id, prompt=key, prompt_at=now)
+
     def clinician_hangup(self, conn: str, call_id: str, now: datetime) -> CallEnded:
         call = self._calls.get(call_id)
         if call is None:
@@ -428,6 +481,14 @@ class WaitingRoom:
             return ()
         call = self._calls.pop(presence.call_id, None)
         return (CallEnded(call, reason),) if call is not None else ()
+
+    def _update_call(self, call_id: str, **changes: object) -> Call:
+        call = self._calls.get(call_id)
+        if call is None:
+            raise Refused("unknown_call", "There is no such call.")
+        call = dataclasses.replace(call, **changes)  # type: ignore[arg-type]
+        self._calls[call_id] = call
+        return call
 
     def _restored(self, since: datetime | None, now: datetime) -> datetime:
         if since is None or since > now:

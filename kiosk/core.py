@@ -437,8 +437,13 @@ class KioskCore:
             log.info("%s outside a call ignored", kind)
             return
         if kind == HubToDevice.PROMPT:
-            key = msg.get("prompt")
-            self._handle(sm.ShowPrompt(key if isinstance(key, str) else None))
+            key = _text(msg.get("prompt"))
+            if msg.get("again") is True:  # sent again as our socket came back in the call
+                if key == self._machine.prompt:
+                    return  # already shown: not said twice
+                if msg.get("late") is True:
+                    key = None  # too late to appear now; what we show was replaced by it
+            self._handle(sm.ShowPrompt(key))
         elif kind == HubToDevice.VIEW:
             try:
                 region = Region.from_message(msg.get("region"))

@@ -376,8 +376,11 @@ class KioskCore:
 
     def _on_link_event(self, event: LinkEvent) -> None:
         match event:
-            case LinkUp():
+            case LinkUp(welcome=welcome):
                 self.last_error = ""
+                # The welcome (the link's first message, not passed on as one) carries TURN
+                # credentials minted now: the fallback when fresh ones cannot be fetched.
+                self._latest_ice = IceSettings.from_message(welcome)
                 if self.records is not None:
                     self.records.kick()  # the hub is back: send what waited, now
                 self._plan_wanted.set()  # and see whether the plan changed meanwhile
@@ -425,8 +428,6 @@ class KioskCore:
             self._handle(sm.HubError(code))
         elif kind in (HubToDevice.VIEW, HubToDevice.PROMPT, HubToDevice.TAKE_STILL):
             self._on_clinician_request(kind, msg)
-        elif kind == HubToDevice.WELCOME:
-            self._latest_ice = IceSettings.from_message(msg)  # fresh TURN credentials
         else:
             log.info("ignoring hub message of unknown type")
 

@@ -25,6 +25,7 @@ from porchlight.hub.api import _FORBIDDEN, _INVALID, _UNAUTHORISED, ErrorBody
 from porchlight.hub.auth import PersonIdentity, require_person
 from porchlight.hub.devices import DeviceOut, device_out, not_found
 from porchlight.hub.nhs_number import format_nhs_number, normalise_nhs_number
+from porchlight.hub.practice import practice_ids
 from porchlight.hub.services import HubServices, services
 from porchlight.hub.store import Enrolment, Role
 from porchlight.hub.teams import can_see
@@ -149,7 +150,10 @@ def list_patients(request: Request, person: Nurse) -> list[PatientOut]:
     hub = services(request)
     now = hub.clock()
     names = {t.id: t.name for t in hub.store.list_teams()}
-    patients = hub.store.patients_in_teams(person.teams)
+    # The teams' practice patients are for clinicians to rehearse on; a nurse has nothing to
+    # enrol or look after there (hub/practice.py runs their simulated kiosks).
+    practice = {practice_ids(t).patient_id for t in person.teams}
+    patients = [p for p in hub.store.patients_in_teams(person.teams) if p.id not in practice]
     by_patient: dict[str, list[EnrolmentOut]] = {}
     for e in hub.store.enrolments_for_patients([p.id for p in patients]):
         by_patient.setdefault(e.patient_id, []).append(_enrolment_out(e, now))
@@ -197,7 +201,7 @@ def create_patient(body: NewPatient, request: Request, person: Nurse) -> Patient
     "/api/nurse/patients/{patient_id}/enrolments",
     response_model=NewEnrolment,
     status_code=201,
-    responses={**_UNAUTHORISED, **_FORBIDDEN, **_NOT_FOUND},
+    responses={**_BAD, **_UNAUTHORISED, **_FORBIDDEN, **_NOT_FOUND},
     tags=["nurse"],
 )
 async def create_enrolment(
@@ -209,8 +213,14 @@ async def create_enrolment(
 
     def work() -> NewEnrolment | None:
         patient = hub.store.get_patient(patient_id)
-        if patient is None or not can_see(person.teams, hub.store.team_of_patient(patient_id)):
+        team = hub.store.team_of_patient(patient_id)
+        if patient is None or not can_see(person.teams, team):
             return None
+        if team is not None and practice_ids(team).patient_id == patient_id:
+            raise BadInput(
+                "This is the team's practice patient: it has its own simulated kiosk and "
+                "cannot be given a device. Choose a real patient."
+            )
         now = hub.clock()
         code = enrolment.new_code()
         made = hub.store.add_enrolment(
@@ -267,4 +277,6 @@ def cancel_enrolment(
 def list_devices(request: Request, person: Nurse) -> list[DeviceOut]:
     """Your care teams' kiosks, newest first, with their last self-test."""
     hub = services(request)
-    return [device_out(r, clinical=True) for r in hub.store.device_rows(person.teams)]
+    practice = {practice_ids(t).device_id for t in person.teams}
+    rows = hub.store.device_rows(person.teams)
+    return [device_out(r, clinical=True) for r in rows if r.device.id not in practice]

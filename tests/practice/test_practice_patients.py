@@ -133,3 +133,30 @@ def test_practice_kiosks_are_not_in_the_fleet_a_release_rolls_out_to(hub: Hub) -
     # would hold a rollout's stage back.
     assert practice.device_id not in fleet
     assert hub.seed.device_id in fleet
+
+
+def test_the_nurse_page_leaves_practice_patients_out_and_will_not_enrol_one(hub: Hub) -> None:
+    """A nurse enrols and looks after real kiosks: the practice patient (and its simulated
+    kiosk) is not on their lists, and a code for it is refused, with nothing made."""
+    store = hub.server.store
+    practice = ensure_for_team(store, store.team_of_patient(hub.seed.patient_id), datetime.now(UTC))
+    store.add_device(
+        practice.patient_id,
+        auth.hash_token(auth.new_token()),
+        now=datetime.now(UTC),
+        device_id=practice.device_id,
+    )
+    nurse = hub.session("nurse")
+    listed = nurse.get(f"{hub.url}/api/nurse/patients", timeout=10).json()
+    assert hub.seed.patient_id in {p["patient_id"] for p in listed}
+    assert practice.patient_id not in {p["patient_id"] for p in listed}
+    devices = nurse.get(f"{hub.url}/api/nurse/devices", timeout=10).json()
+    assert hub.seed.device_id in {d["device_id"] for d in devices}
+    assert practice.device_id not in {d["device_id"] for d in devices}
+
+    refused = nurse.post(
+        f"{hub.url}/api/nurse/patients/{practice.patient_id}/enrolments", timeout=10
+    )
+    assert refused.status_code == 400
+    assert "practice patient" in refused.json()["message"]
+    assert store.enrolments_for_patients([practice.patient_id]) == []

@@ -15,6 +15,8 @@ fetches the JPEG whole (what the page shows). Reported per run:
   during the transfer, and in a window of the same length just before it (the baseline on
   the same link in the same run, never reaching back into the call's first BASELINE_FROM_S);
   the target is no freeze over 500 ms caused by the still;
+- the live picture's frame rate during the transfer and in that span before (a still that
+  would take long makes room: the video runs a rung lower, kiosk/still_pacing.py);
 - every gap over 500 ms during the transfer and in the whole settled call before it (from
   BASELINE_FROM_S after media flowed to the ask), so the summary can say how often the link
   itself freezes the picture with no still on it (gaps per minute, before vs during).
@@ -78,6 +80,10 @@ def freezes(times: list[float], start: float, end: float) -> list[float]:
     return [round(g, 2) for g in gaps(times, start, end) if g > FREEZE_GAP_S]
 
 
+def fps(times: list[float], start: float, end: float) -> float:
+    return sum(start <= t <= end for t in times) / (end - start) if end > start else 0.0
+
+
 def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -111,6 +117,8 @@ def run_once(profile: str, work: Path) -> dict[str, Any]:
         "before_s": asked - before,
         "freeze_before_s": freeze(frames, before, asked),
         "longest_gap_before_s": longest_gap(frames, before, asked),
+        "fps_during": fps(frames, asked, shown),
+        "fps_before": fps(frames, before, asked),
         "freezes_during": freezes(frames, asked, shown),
         "settled_before_s": asked - settled,
         "freezes_settled_before": freezes(frames, settled, asked),
@@ -141,7 +149,9 @@ def main() -> None:
                 print(
                     f"{profile} run {n + 1} (load {result['load']}): {result['resolution']} "
                     f"{result['size'] / 1000:.0f} kB whole={result['served_whole']} "
-                    f"take→shown {result['take_to_shown_s']:.1f} s; live picture freeze during "
+                    f"take→shown {result['take_to_shown_s']:.1f} s; live picture "
+                    f"{result['fps_during']:.1f} fps during, {result['fps_before']:.1f} before; "
+                    "freeze during "
                     f"{result['freeze_during_s']:.2f} s (longest gap "
                     f"{result['longest_gap_during_s']:.2f} s), {result['before_s']:.0f} s before "
                     f"{result['freeze_before_s']:.2f} s ({result['longest_gap_before_s']:.2f} s); "
@@ -169,7 +179,8 @@ def summarise(profile: str, runs: list[dict[str, Any]]) -> None:
         f"{profile}: median of {len(runs)}: take→shown {med('take_to_shown_s'):.1f} s; "
         f"freeze during the transfer {med('freeze_during_s'):.2f} s "
         f"(longest gap {med('longest_gap_during_s'):.2f} s) vs same span before "
-        f"{med('freeze_before_s'):.2f} s ({med('longest_gap_before_s'):.2f} s)\n"
+        f"{med('freeze_before_s'):.2f} s ({med('longest_gap_before_s'):.2f} s); live picture "
+        f"{med('fps_during'):.1f} fps during vs {med('fps_before'):.1f} before\n"
         f"{profile}: longest gap per run during "
         f"{[round(r['longest_gap_during_s'], 2) for r in runs]} vs before "
         f"{[round(r['longest_gap_before_s'], 2) for r in runs]}; gaps > {FREEZE_GAP_S} s during "

@@ -72,31 +72,37 @@ def cluster_db(request: pytest.FixtureRequest) -> ClusterDb:
     return ClusterDb(url, demo)
 
 
+def launch_hub(database_url: str, folder: Path, **env: str) -> HubProcess:
+    """`porchlight hub` on a free port, its log and data under `folder`; not yet ready (see
+    wait_ready): start several, then wait for each."""
+    port = _free_port()
+    log = folder / f"hub-{port}.log"
+    environment = {
+        **os.environ,
+        "PORCHLIGHT_HUB_DATABASE_URL": database_url,
+        "PORCHLIGHT_HUB_HOST": "127.0.0.1",
+        "PORCHLIGHT_HUB_PORT": str(port),
+        "PORCHLIGHT_HUB_DATA_DIR": str(folder / f"data-{port}"),
+        **env,
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from porchlight.cli import main; main()", "hub"],
+            env=environment,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return HubProcess(process, port, log)
+
+
 @pytest.fixture
 def hub_process(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
     started: list[HubProcess] = []
 
     def start(database_url: str, **env: str) -> HubProcess:
-        port = _free_port()
-        log = tmp_path / f"hub-{port}.log"
-        environment = {
-            **os.environ,
-            "PORCHLIGHT_HUB_DATABASE_URL": database_url,
-            "PORCHLIGHT_HUB_HOST": "127.0.0.1",
-            "PORCHLIGHT_HUB_PORT": str(port),
-            "PORCHLIGHT_HUB_DATA_DIR": str(tmp_path / f"data-{port}"),
-            **env,
-        }
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-c", "from porchlight.cli import main; main()", "hub"],
-                env=environment,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        hub = HubProcess(process, port, log)
+        hub = launch_hub(database_url, tmp_path, **env)
         started.append(hub)
-        _wait_ready(hub)
+        wait_ready(hub)
         return hub
 
     yield start
@@ -111,7 +117,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_ready(hub: HubProcess) -> None:
+def wait_ready(hub: HubProcess) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     with httpx.Client(timeout=1.0) as client:
         while time.monotonic() < deadline:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +26,7 @@ from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, Field
 from sqlalchemy import (
     Column,
+    Connection,
     Engine,
     Float,
     ForeignKey,
@@ -35,6 +38,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from starlette.concurrency import run_in_threadpool
@@ -57,6 +61,8 @@ STALE_AFTER = timedelta(minutes=75)
 MAX_INVENTORY_BYTES = 16 * 1024
 MAX_BUNDLE_BYTES = 1024 * 1024
 FAILED_OUTCOMES = ("rolled_back", "rejected", "refused")
+# pg_advisory_xact_lock key: one new rollout at a time across hub instances ("roll" in ASCII).
+_NEW_ROLLOUT_LOCK = 0x726F6C6C
 
 # Latest heartbeat per device.
 fleet_devices = Table(
@@ -179,6 +185,15 @@ class HeartbeatReply(BaseModel):
 
 class RolloutIn(BaseModel):
     version: str = Field(max_length=64)
+    replaces: str | None = Field(
+        None,
+        max_length=36,
+        description=(
+            "The id of the open rollout this one replaces, as the caller last saw it (null: "
+            "none was open). If another was started meanwhile: 409, nothing changes. Left "
+            "out: replace whatever is open."
+        ),
+    )
     from_version: str | None = Field(None, max_length=64)
     canaries: list[str] = Field(default_factory=list, max_length=100)
     stages: list[float] = Field(default_factory=lambda: [10.0, 50.0, 100.0], max_length=20)
@@ -202,9 +217,30 @@ class DiagnosticsIn(BaseModel):
 
 
 def _lock(request: Request) -> threading.Lock:
-    # One per app: heartbeats evaluate and advance the rollout; two at once must not both
-    # advance it from the same state. (Starlette's State keeps its values in `_state`.)
+    # One per app. Between hub instances the database serialises rollout decisions (see
+    # _decision); this keeps an instance's own requests from queueing on the row lock, each
+    # holding a pooled connection while it waits, and serialises a device's own heartbeats
+    # (the fleet row is read, then written). (Starlette's State keeps its values in `_state`.)
     return request.app.state._state.setdefault("fleet_lock", threading.Lock())
+
+
+@contextmanager
+def _decision(engine: Engine) -> Iterator[Connection]:
+    """One transaction for a read-decide-write of rollout state, serialised between hub
+    instances. On PostgreSQL the caller reads the rollout row FOR UPDATE (`_locked_rollout`):
+    another instance deciding on it waits, then reads what this one wrote. SQLite has one
+    writer; BEGIN IMMEDIATE takes it before the first read, not at the first write, so what was
+    read cannot change before the decision is written."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield conn
+
+
+def _locked_rollout(conn: Connection, rollout_id: str) -> Any:
+    return conn.execute(
+        select(rollouts_table).where(rollouts_table.c.id == rollout_id).with_for_update()
+    ).first()
 
 
 def _version_key(text: str | None) -> tuple[int, Version | str]:
@@ -242,40 +278,38 @@ def _active_rollout(engine: Engine) -> Any:
         ).first()
 
 
-def _fleet_ids(engine: Engine) -> list[str]:
-    with engine.connect() as conn:
-        return [
-            r.id
-            for r in conn.execute(
-                # Practice kiosks (hub/practice.py) run the hub's own code, never a release.
-                select(devices.c.id).where(
-                    devices.c.revoked_at.is_(None), not_practice(devices.c.patient_id)
-                )
-            )
-        ]
-
-
-def _reports(engine: Engine, rollout_id: str) -> dict[str, rollouts.Report]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(rollout_reports).where(rollout_reports.c.rollout_id == rollout_id)
-        )
-        return {r.device_id: rollouts.Report(bool(r.ok), r.reason) for r in rows}
-
-
-def _save_state(engine: Engine, rollout_id: str, state: rollouts.State, now: datetime) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            update(rollouts_table)
-            .where(rollouts_table.c.id == rollout_id)
-            .values(
-                status=state.status.value,
-                stage=state.stage,
-                reason=state.reason,
-                stage_started_at=state.stage_started_at,
-                updated=now,
+def _fleet_ids(db: Engine | Connection) -> list[str]:
+    if isinstance(db, Engine):
+        with db.connect() as conn:
+            return _fleet_ids(conn)
+    return [
+        r.id
+        for r in db.execute(
+            # Practice kiosks (hub/practice.py) run the hub's own code, never a release.
+            select(devices.c.id).where(
+                devices.c.revoked_at.is_(None), not_practice(devices.c.patient_id)
             )
         )
+    ]
+
+
+def _reports(conn: Connection, rollout_id: str) -> dict[str, rollouts.Report]:
+    rows = conn.execute(select(rollout_reports).where(rollout_reports.c.rollout_id == rollout_id))
+    return {r.device_id: rollouts.Report(bool(r.ok), r.reason) for r in rows}
+
+
+def _save_state(conn: Connection, rollout_id: str, state: rollouts.State, now: datetime) -> None:
+    conn.execute(
+        update(rollouts_table)
+        .where(rollouts_table.c.id == rollout_id)
+        .values(
+            status=state.status.value,
+            stage=state.stage,
+            reason=state.reason,
+            stage_started_at=state.stage_started_at,
+            updated=now,
+        )
+    )
 
 
 def _record_result(
@@ -307,14 +341,50 @@ def _record_result(
         )
 
 
-def _evaluate(engine: Engine, rollout: Any, now: datetime) -> tuple[rollouts.Plan, rollouts.State]:
-    plan, state = _plan(rollout), _state(rollout)
-    new = rollouts.evaluate(
-        plan, state, _fleet_ids(engine), _reports(engine, plan.id), now.timestamp()
-    )
-    if new != state:
-        _save_state(engine, plan.id, new, now)
-    return plan, new
+Decide = Callable[[Connection, rollouts.Plan, rollouts.State], rollouts.State]
+
+
+def _decide(
+    engine: Engine, rollout_id: str, now: datetime, decide: Decide
+) -> tuple[rollouts.Plan, rollouts.State] | None:
+    """Read the rollout under its lock, decide its next state, save it if it changed: one
+    transaction (None: no such rollout). `decide` may raise BadInput; nothing is saved then."""
+    with _decision(engine) as conn:
+        row = _locked_rollout(conn, rollout_id)
+        if row is None:
+            return None
+        plan, state = _plan(row), _state(row)
+        new = decide(conn, plan, state)
+        if new != state:
+            _save_state(conn, rollout_id, new, now)
+        return plan, new
+
+
+def _judge(now: datetime) -> Decide:
+    def judge(conn: Connection, plan: rollouts.Plan, state: rollouts.State) -> rollouts.State:
+        fleet, reports = _fleet_ids(conn), _reports(conn, plan.id)
+        return rollouts.evaluate(plan, state, fleet, reports, now.timestamp())
+
+    return judge
+
+
+def _evaluate(
+    engine: Engine, rollout_id: str, now: datetime
+) -> tuple[rollouts.Plan, rollouts.State] | None:
+    """The rollout's plan and state after judging the reports so far; saved if it changed.
+
+    Most heartbeats change nothing and judge without a lock. One whose judgement would change
+    the state judges again under the lock, from the state and reports as they are then: another
+    instance may have moved it meanwhile (halted, paused, advanced), and a decision made from
+    the state before must not overwrite that."""
+    with engine.connect() as conn:
+        row = conn.execute(select(rollouts_table).where(rollouts_table.c.id == rollout_id)).first()
+        if row is None:
+            return None
+        plan, state = _plan(row), _state(row)
+        if _judge(now)(conn, plan, state) == state:
+            return plan, state
+    return _decide(engine, rollout_id, now, _judge(now))
 
 
 # -- devices --------------------------------------------------------------------------------
@@ -374,10 +444,12 @@ def heartbeat_work(request: Request, device: DeviceIdentity, beat: Heartbeat) ->
         if rollout is not None:
             if beat.update.last_result is not None:
                 _record_result(engine, rollout, device.device_id, beat.update.last_result, now)
-            plan, state = _evaluate(engine, rollout, now)
-            target = rollouts.target_for(plan, state, device.device_id, version)
-            if target is not None and target != version:
-                directive = UpdateDirective(version=target, rollout_id=plan.id)
+            judged = _evaluate(engine, rollout.id, now)
+            if judged is not None:
+                plan, state = judged
+                target = rollouts.target_for(plan, state, device.device_id, version)
+                if target is not None and target != version:
+                    directive = UpdateDirective(version=target, rollout_id=plan.id)
     return HeartbeatReply(
         update=directive, diagnostics_requested=requested, check_requested=check_request
     )
@@ -508,7 +580,9 @@ def list_devices(request: Request, _person: Support, filter: str | None = None) 
 
 def _rollout_json(engine: Engine, row: Any) -> dict[str, Any]:
     plan, state = _plan(row), _state(row)
-    stages = rollouts.progress(plan, _fleet_ids(engine), _reports(engine, plan.id))
+    with engine.connect() as conn:
+        fleet, reports = _fleet_ids(conn), _reports(conn, plan.id)
+    stages = rollouts.progress(plan, fleet, reports)
     return {
         "id": plan.id,
         "version": plan.version,
@@ -524,9 +598,7 @@ def _rollout_json(engine: Engine, row: Any) -> dict[str, Any]:
         "created_by": row.created_by,
         "stages": [s.__dict__ for s in stages],
         "failures": [
-            {"device_id": d, "reason": r.reason}
-            for d, r in sorted(_reports(engine, plan.id).items())
-            if not r.ok
+            {"device_id": d, "reason": r.reason} for d, r in sorted(reports.items()) if not r.ok
         ][:50],
     }
 
@@ -541,20 +613,47 @@ def list_rollouts(request: Request, _person: Support) -> dict[str, Any]:
     return {"rollouts": [_rollout_json(engine, r) for r in rows]}
 
 
+def _replaced_meanwhile(conn: Connection, open_id: str | None) -> str:
+    """Why a new rollout is refused: the open one is not the one its caller meant to replace."""
+    if open_id is None:
+        return (
+            "The rollout you meant to replace is no longer open and no other is. "
+            "Look at the rollouts again, then start yours if it is still wanted."
+        )
+    row = conn.execute(select(rollouts_table).where(rollouts_table.c.id == open_id)).one()
+    return (
+        f"Another rollout was started meanwhile: {row.version}, by {row.created_by}. "
+        "Look at it, then start yours again if it is still wanted."
+    )
+
+
 @router.post("/api/fleet/rollouts", status_code=201)
 def create_rollout(request: Request, person: Support, body: RolloutIn) -> dict[str, Any]:
-    """Start a staged rollout; it replaces any rollout still open."""
+    """Start a staged rollout; it replaces the open one. With `replaces`, only if that is the
+    open one (null: none is open); otherwise 409 and nothing changes."""
     hub = services(request)
     engine, now = hub.store.engine, hub.clock()
     check_version(body.version)
     if body.from_version is not None:
         check_version(body.from_version)
     rollout_id = str(uuid.uuid4())
-    with _lock(request):
+    with _lock(request), _decision(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            # Rows FOR UPDATE cannot serialise this: with none open there is no row to lock,
+            # and a rollout another instance inserts while this one waits is not in what this
+            # statement sees. Every read after this lock sees what the previous one committed.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _NEW_ROLLOUT_LOCK})
+        open_id = conn.execute(
+            select(rollouts_table.c.id)
+            .where(rollouts_table.c.status != rollouts.Status.SUPERSEDED.value)
+            .order_by(rollouts_table.c.created.desc())
+            .limit(1)
+        ).scalar()
+        if "replaces" in body.model_fields_set and body.replaces != open_id:
+            raise HTTPException(409, _replaced_meanwhile(conn, open_id))
         from_version = body.from_version
         if from_version is None:
-            with engine.connect() as conn:
-                versions = [r[0] for r in conn.execute(select(fleet_devices.c.version)) if r[0]]
+            versions = [r[0] for r in conn.execute(select(fleet_devices.c.version)) if r[0]]
             # What most of the fleet runs now is what a roll back returns to.
             from_version = max(set(versions), key=versions.count) if versions else None
         plan = rollouts.Plan(
@@ -574,30 +673,36 @@ def create_rollout(request: Request, person: Support, body: RolloutIn) -> dict[s
             "max_failure_rate": plan.max_failure_rate,
             "min_reports": plan.min_reports,
         }
-        with engine.begin() as conn:
-            conn.execute(
-                update(rollouts_table)
-                .where(rollouts_table.c.status != rollouts.Status.SUPERSEDED.value)
-                .values(status=rollouts.Status.SUPERSEDED.value, updated=now)
+        # No canaries: stage 0 is empty and opens stage 1 at once.
+        state = _judge(now)(conn, plan, rollouts.State(stage_started_at=now.timestamp()))
+        # Superseding takes each open row's lock: a decision on one in flight finishes first,
+        # and the next one reads it superseded and leaves it so.
+        conn.execute(
+            update(rollouts_table)
+            .where(rollouts_table.c.status != rollouts.Status.SUPERSEDED.value)
+            .values(status=rollouts.Status.SUPERSEDED.value, updated=now)
+        )
+        conn.execute(
+            insert(rollouts_table).values(
+                id=rollout_id,
+                version=plan.version,
+                from_version=from_version,
+                plan=json.dumps(spec),
+                status=state.status.value,
+                stage=state.stage,
+                reason=state.reason,
+                stage_started_at=state.stage_started_at,
+                created=now,
+                created_by=person.username,
+                updated=now,
             )
-            conn.execute(
-                insert(rollouts_table).values(
-                    id=rollout_id,
-                    version=plan.version,
-                    from_version=from_version,
-                    plan=json.dumps(spec),
-                    status=rollouts.Status.RUNNING.value,
-                    stage=0,
-                    reason="",
-                    stage_started_at=now.timestamp(),
-                    created=now,
-                    created_by=person.username,
-                    updated=now,
-                )
-            )
-        row = _active_rollout(engine)
-        _evaluate(engine, row, now)  # no canaries: stage 0 is empty and opens stage 1 at once
-        return _rollout_json(engine, _active_rollout(engine))
+        )
+    return _rollout_json(engine, _rollout_row(engine, rollout_id))
+
+
+def _rollout_row(engine: Engine, rollout_id: str) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(select(rollouts_table).where(rollouts_table.c.id == rollout_id)).first()
 
 
 @router.post("/api/fleet/rollouts/{rollout_id}/{action}")
@@ -609,26 +714,18 @@ def act_on_rollout(
         raise BadInput("the action must be pause, resume or rollback")
     hub = services(request)
     engine, now = hub.store.engine, hub.clock()
-    with _lock(request):
-        with engine.connect() as conn:
-            row = conn.execute(
-                select(rollouts_table).where(rollouts_table.c.id == rollout_id)
-            ).first()
-        if row is None:
-            raise HTTPException(404, "There is no rollout with that id.")
-        plan, state = _plan(row), _state(row)
+
+    def act(_conn: Connection, plan: rollouts.Plan, state: rollouts.State) -> rollouts.State:
         if action == "pause":
-            new = rollouts.pause(state)
-        elif action == "resume":
-            new = rollouts.resume(state, now.timestamp())
-        else:
-            new = rollouts.roll_back(plan, state)
-        _save_state(engine, rollout_id, new, now)
-        with engine.connect() as conn:
-            row = conn.execute(
-                select(rollouts_table).where(rollouts_table.c.id == rollout_id)
-            ).first()
-        return _rollout_json(engine, row)
+            return rollouts.pause(state)
+        if action == "resume":
+            return rollouts.resume(state, now.timestamp())
+        return rollouts.roll_back(plan, state)
+
+    with _lock(request):
+        if _decide(engine, rollout_id, now, act) is None:
+            raise HTTPException(404, "There is no rollout with that id.")
+    return _rollout_json(engine, _rollout_row(engine, rollout_id))
 
 
 @router.post("/api/fleet/devices/{device_id}/diagnostics-request")

@@ -274,9 +274,15 @@ $("rollout-form").addEventListener("submit", async (event) => {
     canaries: list($("rollout-form-canaries").value),
     stages: list($("rollout-form-stages").value).map(Number),
     max_failure_rate: Number($("rollout-form-rate").value) / 100,
+    // The rollout this page shows is the one replaced: if someone started another meanwhile,
+    // the hub refuses (409) rather than replace one nobody here has seen.
+    replaces: state.rollout && state.rollout.status !== "superseded" ? state.rollout.id : null,
   };
   const result = await api("/api/fleet/rollouts", { method: "POST", body });
-  if (!result.ok) return notice(result.body?.message || "Could not start the rollout.");
+  if (!result.ok) {
+    if (result.status === 409) await refresh(); // show the rollout started meanwhile
+    return notice(result.body?.message || "Could not start the rollout.");
+  }
   $("rollout-form-version").value = "";
   await refresh();
 });

@@ -235,7 +235,6 @@ class Ladder:
         self._remb_under_since: float | None = None  # REMB under this rung's rate since
         self._back_from_climb = False  # on the rung a climb undone by the REMB came from
         self._room_from: int | None = None  # make_room: the rung it was asked on
-        self._room_below: int | None = None  # ... and no rung above this index meanwhile
 
     # ------------------------------------------------------------ reading
 
@@ -277,10 +276,17 @@ class Ladder:
         video rung) until called with off; a still's bytes get the difference. Off: the
         ladder climbs back by its usual rules (calm for `up_hold_s`)."""
         if not on:
-            self._room_from = self._room_below = None
-        elif self._room_below is None and self._index < len(self.rungs):
+            self._room_from = None
+        elif self._room_from is None and self._index < len(self.rungs):
             self._room_from = self._index
-            self._room_below = min(self._index + 1, len(self.rungs) - 1)
+
+    @property
+    def _room_below(self) -> int | None:
+        """While room is made: no rung above this index (one under where it was asked, not
+        below the lowest video rung)."""
+        if self._room_from is None:
+            return None
+        return min(self._room_from + 1, len(self.rungs) - 1)
 
     # ------------------------------------------------------------ deciding
 
@@ -367,8 +373,8 @@ class Ladder:
                     index = up[1]
             self._step_to(index, reason)
             self._back_from_climb = up is not None and index == up[1] and reason == "remb"
-        elif self._room_below is not None and self._index < self._room_below:
-            self._step_to(self._room_below, "still")
+        elif (below := self._room_below) is not None and self._index < below:
+            self._step_to(below, "still")
         else:
             self._maybe_up(s, limits)
         if remb is None or remb >= cfg.remb_tolerance * self.rungs[-1].video_bps:
@@ -537,7 +543,7 @@ class Ladder:
         if self._calm_since is None:
             self._calm_since = self.now
         target = self._index - 1
-        if self._room_below is not None and target < self._room_below:
+        if (below := self._room_below) is not None and target < below:
             return
         if self._cpu_cap is not None:
             cap, until = self._cpu_cap

@@ -31,8 +31,9 @@ LADDER = LadderConfig()
 RUNG = {r.name: r for r in DEFAULT_RUNGS}
 
 
-def load_at(estimate, rung, *, cap=None, sent=None, remb=None):
-    """What the ladder would say at this estimate and rung (cap: a REMB dip's video cap)."""
+def load_at(estimate, rung, *, cap=None, sent=None, remb=None, reason=""):
+    """What the ladder would say at this estimate and rung (cap: a REMB dip's video cap;
+    reason: why the ladder is on it)."""
     return CallLoad(
         estimate_bps=estimate,
         rung_bps=rung.video_bps,
@@ -41,6 +42,7 @@ def load_at(estimate, rung, *, cap=None, sent=None, remb=None):
         rtx_share=LADDER.rtx_share,
         sent_bps=sent,
         remb_bps=remb,
+        reason=reason,
     )
 
 
@@ -308,14 +310,7 @@ def test_a_still_that_would_take_long_makes_room_until_its_bytes_are_up():
     assert not pacer.update(rural, now=0.0).make_room  # nothing to send
     asked = pacer.update(rural, now=1.0, backlog_bytes=80_000)
     assert asked.make_room and asked.reason == "floor"
-    lower = CallLoad(
-        estimate_bps=300_000,
-        rung_bps=RUNG["180p10"].video_bps,
-        video_bps=RUNG["180p10"].video_bps,
-        audio_bps=LADDER.audio_bps,
-        remb_bps=250_000,
-        reason="still",
-    )
+    lower = load_at(300_000, RUNG["180p10"], remb=250_000, reason="still")
     made = pacer.update(lower, now=2.0, backlog_bytes=79_000)
     # No calm (its own step down), and what the video gave up is the still's, though the
     # estimate (held to its least over 5 s) shows no headroom.
@@ -330,21 +325,9 @@ def test_a_still_that_would_take_long_makes_room_until_its_bytes_are_up():
 def test_a_step_down_by_the_link_while_room_is_made_takes_the_room_back():
     pacer = StillPacer()
     pacer.update(load_at(190_000, RUNG["180p15"], remb=190_000), now=0.0, backlog_bytes=80_000)
-    room = CallLoad(
-        estimate_bps=190_000,
-        rung_bps=RUNG["180p10"].video_bps,
-        video_bps=RUNG["180p10"].video_bps,
-        audio_bps=LADDER.audio_bps,
-        reason="still",
-    )
+    room = load_at(190_000, RUNG["180p10"], reason="still")
     assert pacer.update(room, now=1.0, backlog_bytes=79_000).reason == "room"
-    worse = CallLoad(
-        estimate_bps=120_000,
-        rung_bps=RUNG["180p6"].video_bps,
-        video_bps=RUNG["180p6"].video_bps,
-        audio_bps=LADDER.audio_bps,
-        reason="loss",
-    )
+    worse = load_at(120_000, RUNG["180p6"], reason="loss")
     assert pacer.update(worse, now=2.0, backlog_bytes=78_000).reason == "calm"
     later = pacer.update(worse, now=2.0 + CFG.calm_s, backlog_bytes=70_000)
     assert later.reason == "floor" and later.make_room

@@ -4,6 +4,7 @@ replaced, and the page then shows the rollout that was started meanwhile."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,9 @@ def test_a_rollout_started_elsewhere_meanwhile_is_not_replaced_unseen(tmp_path: 
                     "Another rollout was started meanwhile: 1.5.0"
                 )
                 expect(page.get_by_test_id("rollout-version")).to_have_text("1.5.0")
+                # PORCHLIGHT_SCREENSHOT_DIR=docs/screenshots refreshes the committed one.
+                shots = Path(os.environ.get("PORCHLIGHT_SCREENSHOT_DIR") or tmp_path)
+                page.screenshot(path=str(shots / "support-rollout-refused.png"), full_page=True)
             finally:
                 browser.close()
             listed = elsewhere.get(served.url + "/api/fleet/rollouts", timeout=30).json()
